@@ -1,0 +1,66 @@
+"""Encode a data split into latent codes and save them as NPZ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vaelab.errors import RunError
+from vaelab.io import atomic_path
+
+ENCODE_BATCH = 1000
+
+
+@dataclass
+class Codes:
+    """Latent codes of one split: posterior means, log-variances (None for the AE), labels."""
+
+    mean: np.ndarray  # float32 (N, latent)
+    logvar: np.ndarray | None
+    labels: np.ndarray  # int64 (N,)
+
+    def save(self, path: str | Path) -> None:
+        """Write an NPZ with arrays ``mean``, ``labels`` and ``logvar`` (where it exists), atomically."""
+        arrays = {"mean": self.mean, "labels": self.labels}
+        if self.logvar is not None:
+            arrays["logvar"] = self.logvar
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Codes":
+        """Read codes written by :meth:`save` (pickles are refused)."""
+        path = Path(path)
+        if not path.is_file():
+            raise RunError(f"{path}: no such codes file: run `vaelab encode` first")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return cls(npz["mean"], npz["logvar"] if "logvar" in npz.files else None, npz["labels"])
+        except (OSError, ValueError, KeyError) as error:
+            raise RunError(f"{path}: not a vaelab codes file ({error})") from None
+
+
+@torch.no_grad()
+def encode_images(model, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+    """Posterior means and log-variances of ``images`` (float (N, 1, H, W)), in batches."""
+    model.eval()
+    means, logvars = [], []
+    for start in range(0, len(images), ENCODE_BATCH):
+        mean, logvar = model.encode(images[start:start + ENCODE_BATCH])
+        means.append(mean.float())
+        if logvar is not None:
+            logvars.append(logvar.float())
+    mean = torch.cat(means).numpy()
+    return mean, (torch.cat(logvars).numpy() if logvars else None)
+
+
+def encode_split(model, images_uint8: np.ndarray, labels: np.ndarray) -> Codes:
+    """Codes of a uint8 image split."""
+    from vaelab.data.registry import to_tensor
+
+    mean, logvar = encode_images(model, to_tensor(images_uint8))
+    return Codes(mean, logvar, np.asarray(labels, dtype=np.int64))

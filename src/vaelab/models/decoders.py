@@ -1,0 +1,63 @@
+"""Decoders from the thesis: MLP and convolutional.
+
+A decoder maps codes (B, latent) to pixel *logits* (B, 1, 28, 28). The thesis's
+final sigmoid is applied by :meth:`LatentModel.decode_images`; the loss works on
+logits, where binary cross-entropy is numerically stable.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MLPDecoder(nn.Module):
+    """Dense(hidden, LeakyReLU) -> Dense(784) -> 28x28x1 logits."""
+
+    def __init__(self, latent: int, hidden: int = 512, negative_slope: float = 0.3,
+                 image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        self.image_shape = image_shape
+        n_pixels = image_shape[0] * image_shape[1] * image_shape[2]
+        self.net = nn.Sequential(
+            nn.Linear(latent, hidden), nn.LeakyReLU(negative_slope), nn.Linear(hidden, n_pixels)
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, *self.image_shape)
+
+
+def _deconv(c_in: int, c_out: int, kernel: int, stride: int, slope: float) -> list[nn.Module]:
+    # Keras "same" transposed convolution: stride 1 keeps the size, stride 2 doubles it.
+    padding = kernel // 2
+    output_padding = stride - 1
+    return [nn.ConvTranspose2d(c_in, c_out, kernel, stride, padding, output_padding), nn.LeakyReLU(slope)]
+
+
+class ConvDecoder(nn.Module):
+    """z as 1x1xlatent; ConvT 64@7x7 valid (7x7), 64@5x5, 64@5x5 s2 (14x14), 32@5x5,
+    32@5x5 s2 (28x28), 32@5x5, all LeakyReLU; Conv 1@5x5 same -> logits."""
+
+    def __init__(self, latent: int, hidden: int = 512, negative_slope: float = 0.3,
+                 image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        del hidden  # the convolutional decoder's width is fixed by the thesis
+        if image_shape[1:] != (28, 28):
+            raise ValueError(f"the conv decoder is built for 28x28 images, got {image_shape[1:]}")
+        s = negative_slope
+        self.net = nn.Sequential(
+            nn.Unflatten(1, (latent, 1, 1)),
+            nn.ConvTranspose2d(latent, 64, 7, 1), nn.LeakyReLU(s),
+            *_deconv(64, 64, 5, 1, s),
+            *_deconv(64, 64, 5, 2, s),
+            *_deconv(64, 32, 5, 1, s),
+            *_deconv(32, 32, 5, 2, s),
+            *_deconv(32, 32, 5, 1, s),
+            nn.Conv2d(32, image_shape[0], 5, 1, padding=2),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+DECODERS = {"mlp": MLPDecoder, "conv": ConvDecoder}

@@ -1,0 +1,70 @@
+"""Encoders from the thesis: MLP and convolutional.
+
+An encoder maps images (B, 1, 28, 28) to the parameters of q(z|x): ``(mean,
+logvar)``. A deterministic encoder (the AE's) has no ``logvar`` head and
+returns ``(code, None)``. Encoders never sample: sampling belongs to the
+objective.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class _Heads(nn.Module):
+    """The ``mean`` head and, for a stochastic encoder, the ``logvar`` head."""
+
+    def __init__(self, features: int, latent: int, stochastic: bool):
+        super().__init__()
+        self.mean = nn.Linear(features, latent)
+        self.logvar = nn.Linear(features, latent) if stochastic else None
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.mean(h), (self.logvar(h) if self.logvar is not None else None)
+
+
+class MLPEncoder(nn.Module):
+    """flatten 784 -> Dense(hidden, LeakyReLU) -> Dense(latent) heads ``mean`` [, ``logvar``]."""
+
+    def __init__(self, latent: int, hidden: int = 512, stochastic: bool = True,
+                 negative_slope: float = 0.3, image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        n_pixels = image_shape[0] * image_shape[1] * image_shape[2]
+        self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(n_pixels, hidden), nn.LeakyReLU(negative_slope))
+        self.heads = _Heads(hidden, latent, stochastic)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.heads(self.trunk(x))
+
+
+def _conv(c_in: int, c_out: int, kernel: int, stride: int, same: bool, slope: float) -> list[nn.Module]:
+    # "same" padding for odd kernels; with stride 2 it halves 28 -> 14 -> 7 as Keras does.
+    return [nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2 if same else 0), nn.LeakyReLU(slope)]
+
+
+class ConvEncoder(nn.Module):
+    """Conv 32@5x5 s1, 32@5x5 s2, 64@5x5 s1, 64@5x5 s2 (same), 128@7x7 valid -> 1x1; Dense heads."""
+
+    def __init__(self, latent: int, hidden: int = 512, stochastic: bool = True,
+                 negative_slope: float = 0.3, image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        del hidden  # the convolutional encoder's width is fixed by the thesis
+        if image_shape[1:] != (28, 28):
+            raise ValueError(f"the conv encoder is built for 28x28 images, got {image_shape[1:]}")
+        s = negative_slope
+        self.trunk = nn.Sequential(
+            *_conv(image_shape[0], 32, 5, 1, True, s),
+            *_conv(32, 32, 5, 2, True, s),
+            *_conv(32, 64, 5, 1, True, s),
+            *_conv(64, 64, 5, 2, True, s),
+            *_conv(64, 128, 7, 1, False, s),
+            nn.Flatten(),
+        )
+        self.heads = _Heads(128, latent, stochastic)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.heads(self.trunk(x))
+
+
+ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder}

@@ -1,0 +1,80 @@
+"""Assemble an encoder, a decoder and an objective into a :class:`LatentModel`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vaelab.config import ModelConfig
+from vaelab.models.decoders import DECODERS
+from vaelab.models.encoders import ENCODERS
+from vaelab.models.objectives import make_objective
+from vaelab.seeding import seeded_torch
+
+
+class LatentModel(nn.Module):
+    """An encoder and a decoder trained by an objective.
+
+    ``encode`` returns ``(mean, logvar)`` (``logvar`` is None for the AE);
+    ``decode`` returns logits; ``decode_images`` returns pixels in [0, 1].
+    """
+
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int] = (1, 28, 28)):
+        super().__init__()
+        self.config = config
+        self.image_shape = tuple(image_shape)
+        self.objective = make_objective(config.objective, config.beta)
+        self.encoder = ENCODERS[config.encoder](
+            config.latent, config.hidden, self.objective.stochastic, config.negative_slope, self.image_shape
+        )
+        self.decoder = DECODERS[config.decoder](config.latent, config.hidden, config.negative_slope, self.image_shape)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Parameters of q(z|x): posterior mean and log-variance (None for the AE)."""
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel logits for codes ``z``."""
+        return self.decoder(z)
+
+    def decode_images(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] for codes ``z`` (the thesis's sigmoid output)."""
+        return torch.sigmoid(self.decoder(z))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean (the code, for the AE): deterministic reconstructions."""
+        mean, _ = self.encoder(x)
+        return self.decode_images(mean)
+
+
+def build_model(config: ModelConfig, seed: int, image_shape: tuple[int, int, int] = (1, 28, 28)) -> LatentModel:
+    """Build a model whose initial weights depend only on ``seed`` and each part's shape.
+
+    Each part is initialised on its own random stream: models built with the
+    same seed share the decoder's initial weights whatever their encoder or
+    objective, and an AE and a VAE share the encoder trunk and mean head too
+    (the VAE's extra ``logvar`` head has a stream of its own).
+    """
+    with torch.random.fork_rng(devices=[]):
+        model = LatentModel(config, image_shape)
+    parts = {
+        "decoder": model.decoder,
+        "encoder-trunk": model.encoder.trunk,
+        "encoder-mean": model.encoder.heads.mean,
+        "encoder-logvar": model.encoder.heads.logvar,
+    }
+    for name, part in parts.items():
+        if part is None:
+            continue
+        kind = config.decoder if name == "decoder" else config.encoder
+        with seeded_torch(seed, "init", name, kind, config.latent, config.hidden):
+            _reset(part)
+    return model
+
+
+def _reset(part: nn.Module) -> None:
+    """Re-initialise every layer of ``part`` in a fixed order from the current RNG."""
+    for module in part.modules():
+        reset = getattr(module, "reset_parameters", None)
+        if callable(reset):
+            reset()

@@ -1,0 +1,148 @@
+"""The run directory: weights, config and metrics, written atomically after every epoch.
+
+Files of a run directory:
+
+- ``checkpoint.safetensors``: model weights, Adam state and the metric history
+  in one file, so that one atomic rename moves the run from one epoch to the
+  next (a kill at any moment leaves the previous epoch's checkpoint whole).
+- ``weights.safetensors``: the model weights alone, for users and other tools.
+- ``model.json``: the full resolved config, vaelab version, data set, seed,
+  epochs done and status.
+- ``metrics.jsonl``: one JSON line per epoch (regenerated from the checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from vaelab.config import RunConfig, build_config
+from vaelab.errors import RunError
+from vaelab.io import atomic_path, atomic_write, read_json, write_json
+
+CHECKPOINT = "checkpoint.safetensors"
+WEIGHTS = "weights.safetensors"
+MODEL_JSON = "model.json"
+METRICS = "metrics.jsonl"
+FORMAT = "vaelab-checkpoint-1"
+
+
+@dataclass
+class Checkpoint:
+    """What a resumed run needs: weights, optimiser state, epochs done, history."""
+
+    epoch: int
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any] | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
+    tensors, scalars = {}, {}
+    for index, slots in state["state"].items():
+        for key, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{index}/{key}"] = value
+            else:
+                scalars[f"{index}/{key}"] = value
+    return tensors, json.dumps({"param_groups": state["param_groups"], "scalars": scalars})
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], packed: str) -> dict[str, Any]:
+    meta = json.loads(packed)
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, index, key = name.split("/", 2)
+        state.setdefault(int(index), {})[key] = value
+    for name, value in meta["scalars"].items():
+        index, key = name.split("/", 1)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    epoch: int, history: list[dict[str, Any]]) -> None:
+    """Write the checkpoint of ``epoch`` (then weights and metrics) atomically."""
+    weights = {f"model/{k}": v for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, "epoch": str(epoch), "history": json.dumps(history)}
+    tensors = dict(weights)
+    if optimizer is not None:
+        optim_tensors, metadata["optimizer"] = _flatten_optimizer(optimizer.state_dict())
+        tensors.update(optim_tensors)
+    _save_tensors(run_dir / CHECKPOINT, tensors, metadata)
+    # Derived files: rewritten from the checkpoint, so they can never run ahead of it.
+    _save_tensors(run_dir / WEIGHTS, model.state_dict(), {"format": "vaelab-weights-1", "epoch": str(epoch)})
+    atomic_write(run_dir / METRICS, "".join(json.dumps(row) + "\n" for row in history))
+
+
+def load_checkpoint(run_dir: Path) -> Checkpoint:
+    """Read ``checkpoint.safetensors``; a missing or corrupt file is a :class:`RunError`."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise RunError(f"{run_dir}: no {CHECKPOINT}: the run has not finished an epoch yet; start it again")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise RunError(f"{path}: unreadable checkpoint ({error}): delete the run directory and train again") from None
+    if metadata.get("format") != FORMAT:
+        raise RunError(f"{path}: not a vaelab checkpoint (format {metadata.get('format')!r})")
+    model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    optim_tensors = {k: v for k, v in tensors.items() if k.startswith("optim/")}
+    optimizer_state = _unflatten_optimizer(optim_tensors, metadata["optimizer"]) if "optimizer" in metadata else None
+    return Checkpoint(int(metadata["epoch"]), model_state, optimizer_state, json.loads(metadata["history"]))
+
+
+def load_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The model weights of a run (``weights.safetensors``)."""
+    path = Path(run_dir) / WEIGHTS
+    if not path.is_file():
+        raise RunError(f"{run_dir}: no {WEIGHTS}: not a trained vaelab run (train it with `vaelab train`)")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise RunError(f"{path}: unreadable weights ({error}): train the run again") from None
+
+
+def write_model_json(run_dir: Path, config: RunConfig, dataset: dict[str, Any], epochs_done: int,
+                     status: str) -> None:
+    """Write ``model.json``: config, version, data set, seed, progress."""
+    from vaelab import __version__
+
+    write_json(Path(run_dir) / MODEL_JSON, {
+        "vaelab_version": __version__,
+        "status": status,
+        "epochs_done": epochs_done,
+        "seed": config.train.seed,
+        "dataset": dataset,
+        "config": config.model_dump(),
+    })
+
+
+def read_model_json(run_dir: Path) -> dict[str, Any]:
+    """Read and validate ``model.json``; the config comes back as a :class:`RunConfig`."""
+    path = Path(run_dir) / MODEL_JSON
+    if not Path(run_dir).is_dir():
+        raise RunError(f"{run_dir}: no such run directory")
+    if not path.is_file():
+        raise RunError(f"{run_dir}: no {MODEL_JSON}: not a vaelab run directory")
+    try:
+        info = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RunError(f"{path}: not valid JSON: the run directory is damaged; train again") from None
+    info["config"] = build_config(info.get("config", {}))
+    return info

@@ -1,0 +1,202 @@
+"""The training loop: Adam over in-memory tensors, one checkpoint per epoch.
+
+Randomness comes from streams derived from the run's seed (see
+:mod:`vaelab.seeding`): the batch order of epoch ``e`` is
+``(seed, "batches", e)`` and the sampling noise ``(seed, "noise", e)``. A run
+resumed from the checkpoint of epoch ``e`` therefore draws exactly what an
+uninterrupted run would, and ends with bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from vaelab.config import RunConfig
+from vaelab.data.registry import Dataset, load_dataset, to_tensor
+from vaelab.errors import RunError, TrainingDiverged
+from vaelab.models.registry import LatentModel, build_model
+from vaelab.training import checkpoint as ckpt
+from vaelab.seeding import torch_generator
+
+EVAL_BATCH = 1000
+
+
+@dataclass
+class TrainedRun:
+    """A run directory with its trained model, config, data summary and metric history."""
+
+    run_dir: Path
+    config: RunConfig
+    model: LatentModel
+    dataset: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def load_data(self) -> Dataset:
+        """Load the data set this run was trained on, with its split."""
+        data = self.config.data
+        return load_dataset(data.name, data_dir=data.data_dir, holdout=data.holdout, seed=self.config.train.seed)
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU can run bfloat16 autocast (it runs everywhere, but is only fast with AVX-512 BF16/AMX)."""
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.ones(2, 2) @ torch.ones(2, 2)
+        return True
+    except RuntimeError:
+        return False
+
+
+def autocast_context(precision: str):
+    """bfloat16 autocast for ``bf16``, nothing for ``fp32``."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Dynamic binarisation: each pixel ~ Bernoulli(its intensity)."""
+    return torch.bernoulli(images, generator=generator)
+
+
+def prepare_targets(images: torch.Tensor, config: RunConfig, generator: torch.Generator) -> torch.Tensor:
+    """The images the model reads and reconstructs (binarised if the config asks for it)."""
+    return binarize(images, generator) if config.data.binarize else images
+
+
+@torch.no_grad()
+def evaluate_loss(model: LatentModel, images: torch.Tensor, config: RunConfig) -> dict[str, float]:
+    """Mean loss terms over ``images``, with fixed noise so that epochs are comparable."""
+    model.eval()
+    noise = torch_generator(config.train.seed, "test-noise")
+    targets = prepare_targets(images, config, torch_generator(config.train.seed, "test-binarize"))
+    sums: dict[str, float] = {}
+    for start in range(0, len(images), EVAL_BATCH):
+        batch = targets[start:start + EVAL_BATCH]
+        with autocast_context(config.train.precision):
+            terms = model.objective(model, batch, batch, noise)
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * len(batch)
+    model.train()
+    return {key: value / len(images) for key, value in sums.items()}
+
+
+def train_epoch(model: LatentModel, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+                config: RunConfig, epoch: int, on_batch: Callable[[], None] | None = None) -> dict[str, float]:
+    """One pass over ``images`` in the epoch's seeded order; returns the mean loss terms."""
+    seed, batch_size = config.train.seed, config.train.batch_size
+    order = torch.randperm(len(images), generator=torch_generator(seed, "batches", epoch))
+    noise = torch_generator(seed, "noise", epoch)
+    totals = torch.zeros(len(model.objective.terms))
+    model.train()
+    for start in range(0, len(images), batch_size):
+        batch = prepare_targets(images[order[start:start + batch_size]], config, noise)
+        with autocast_context(config.train.precision):
+            terms = model.objective(model, batch, batch, noise)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        # Sums stay tensors: reading them per batch would force a sync for nothing.
+        totals += torch.stack([terms[key].detach().float() for key in model.objective.terms]) * len(batch)
+        if on_batch is not None:
+            on_batch()
+    return {key: float(value) / len(images) for key, value in zip(model.objective.terms, totals)}
+
+
+def make_optimizer(model: LatentModel, config: RunConfig) -> torch.optim.Optimizer:
+    """Adam with the configured learning rate (single-tensor path: deterministic and fast on CPU)."""
+    return torch.optim.Adam(model.parameters(), lr=config.train.lr, foreach=False)
+
+
+def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = None, resume: bool = False,
+        progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainedRun:
+    """Train a model as ``config`` says, writing the run directory ``run_dir``.
+
+    With ``resume=True`` an interrupted run continues from its last checkpoint;
+    without it, ``run_dir`` must not already hold a run.
+    """
+    run_dir = Path(run_dir)
+    has_run = (run_dir / ckpt.MODEL_JSON).exists()
+    if has_run and not resume:
+        raise RunError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+    data = dataset or load_dataset(config.data.name, data_dir=config.data.data_dir,
+                                   holdout=config.data.holdout, seed=config.train.seed)
+    train_x, test_x = to_tensor(data.train_images), to_tensor(data.test_images)
+    model = build_model(config.model, config.train.seed, data.image_shape)
+    optimizer = make_optimizer(model, config)
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if resume and (run_dir / ckpt.CHECKPOINT).exists():
+        state = ckpt.load_checkpoint(run_dir)
+        model.load_state_dict(state.model_state)
+        optimizer.load_state_dict(state.optimizer_state)
+        history, start_epoch = state.history, state.epoch
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "running")
+
+    n_batches = math.ceil(len(train_x) / config.train.batch_size)
+    with _progress_bar(progress, config.train.epochs * n_batches, start_epoch * n_batches, run_dir.name) as advance:
+        for epoch in range(start_epoch, config.train.epochs):
+            started = time.perf_counter()
+            train_terms = train_epoch(model, optimizer, train_x, config, epoch, advance)
+            test_terms = evaluate_loss(model, test_x, config)
+            if not all(math.isfinite(v) for v in (*train_terms.values(), *test_terms.values())):
+                raise TrainingDiverged(
+                    f"loss became NaN/Inf in epoch {epoch + 1}; the checkpoint of epoch {epoch} is kept in "
+                    f"{run_dir}: lower --lr or use --precision fp32"
+                )
+            row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_terms.items()},
+                   **{f"test_{k}": v for k, v in test_terms.items()},
+                   "seconds": round(time.perf_counter() - started, 3)}
+            history.append(row)
+            ckpt.save_checkpoint(run_dir, model, optimizer, epoch + 1, history)
+            ckpt.write_model_json(run_dir, config, data.summary(), epoch + 1,
+                                  "finished" if epoch + 1 == config.train.epochs else "running")
+            if on_epoch is not None:
+                on_epoch(row)
+    if start_epoch >= config.train.epochs:  # resumed a finished run: mark it, change nothing
+        ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "finished")
+    model.eval()
+    return TrainedRun(run_dir, config, model, data.summary(), history)
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int, completed: int, label: str):
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("batches"), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(f"train {label}", total=total, completed=completed)
+        yield lambda: bar.advance(task)
+
+
+def load_run(run_dir: str | Path) -> TrainedRun:
+    """Load a trained run directory: config, weights (in eval mode), history."""
+    run_dir = Path(run_dir)
+    info = ckpt.read_model_json(run_dir)
+    config = info["config"]
+    image_shape = tuple(info["dataset"].get("image_shape", (1, 28, 28)))
+    model = build_model(config.model, config.train.seed, image_shape)
+    try:
+        model.load_state_dict(ckpt.load_weights(run_dir))
+    except RuntimeError:
+        raise RunError(f"{run_dir}: weights do not match the config in model.json: the run is damaged") from None
+    model.eval()
+    history = []
+    metrics = run_dir / ckpt.METRICS
+    if metrics.exists():
+        import json
+
+        history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    return TrainedRun(run_dir, config, model, info["dataset"], history)
