@@ -25,7 +25,7 @@ from vaelab.models.registry import LatentModel, build_model
 from vaelab.training import checkpoint as ckpt
 from vaelab.seeding import torch_generator
 
-EVAL_BATCH = 1000
+EVAL_BATCH = 128  # large conv batches are memory-bound on CPU: 128 is 2x faster than 1000
 
 
 @dataclass

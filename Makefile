@@ -1,0 +1,29 @@
+# Two commands do all set-up: `make run` (the main job) and `make test` (the tests).
+# Both create or reuse .venv; a second call installs nothing.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+OUT    ?= results
+
+.PHONY: run test test-slow bench clean-venv
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## the thesis study end to end (quick profile, mnist-5k), report in $(OUT)/
+	$(VENV)/bin/vaelab reproduce --out $(OUT)
+
+test: $(STAMP)  ## the fast default suite (a few minutes on 2 cores)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)  ## end-to-end tests that train real models (CI runs them too)
+	$(PY) -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(PY) bench/train_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

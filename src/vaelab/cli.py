@@ -1,0 +1,141 @@
+"""The ``vaelab`` command line: thin wrappers that parse, call the API and print.
+
+User errors (:class:`~vaelab.errors.VaelabError`) end with one line on stderr
+and exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vaelab.errors import VaelabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Train auto-encoders and VAEs and measure what their latent spaces learn.",
+)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit with status 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def datasets(data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder to look in first")) -> None:
+    """List the data sets vaelab knows and where each would be loaded from."""
+    from rich.table import Table
+
+    from vaelab.data.registry import list_datasets
+
+    table = Table("name", "images", "available", box=None, header_style="bold")
+    for row in list_datasets(data_dir):
+        table.add_row(row["name"], row["images"], row["available"])
+    _console().print(table)
+
+
+@app.command()
+def train(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="preset: ae, vae, conv-vae, convenc-vae [default: vae]"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="mnist-5k (default), mnist, fashion-mnist or idx:PATH"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder holding mnist/fashion-mnist IDX files"),
+    holdout: Optional[float] = typer.Option(None, help="test fraction when a folder has one split [0.2]"),
+    binarize: Optional[bool] = typer.Option(None, "--binarize/--no-binarize", help="dynamic binarisation of pixels"),
+    encoder: Optional[str] = typer.Option(None, help="mlp or conv (overrides the preset)"),
+    decoder: Optional[str] = typer.Option(None, help="mlp or conv (overrides the preset)"),
+    objective: Optional[str] = typer.Option(None, help="ae or vae (overrides the preset)"),
+    beta: Optional[float] = typer.Option(None, help="KL weight of the vae objective [1.0]"),
+    hidden: Optional[int] = typer.Option(None, help="hidden width of MLP parts [512]"),
+    latent: Optional[int] = typer.Option(None, help="latent dimensions [16]"),
+    epochs: Optional[int] = typer.Option(None, help="training epochs [10]"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="batch size [128]"),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate [1e-3]"),
+    seed: Optional[int] = typer.Option(None, help="the one seed behind all randomness [0]"),
+    precision: Optional[str] = typer.Option(None, help="fp32 or bf16 (CPU autocast) [fp32]"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file with data/model/train sections"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory [runs/<model>-<dataset>-seed<k>]"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run in this directory"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Train a model on a data set and write its run directory (checkpoint after every epoch)."""
+    from vaelab import api
+    from vaelab.training.checkpoint import read_model_json
+    from vaelab.training.trainer import fit
+
+    options = dict(dataset=dataset, data_dir=data_dir, holdout=holdout, binarize=binarize, encoder=encoder,
+                   decoder=decoder, objective=objective, beta=beta, hidden=hidden, latent=latent, epochs=epochs,
+                   batch_size=batch_size, lr=lr, seed=seed, precision=precision)
+    if resume is not None:
+        others = [k for k, v in options.items() if v is not None and k != "epochs"]
+        if others or model or config or out:
+            fail("--resume continues a run with its saved config; only --epochs may be given with it")
+        saved = read_model_json(resume)["config"]
+        run_config = saved if epochs is None else saved.model_copy(
+            update={"train": saved.train.model_copy(update={"epochs": epochs})})
+        run_dir = resume
+    else:
+        if model is None and config is None:
+            model = "vae"
+        run_config = api.make_config(model, config_file=config, **options)
+        run_dir = out if out is not None else api.default_run_dir(model, run_config)
+    run = fit(run_config, run_dir, resume=resume is not None, progress=not quiet)
+    _print_train_summary(run)
+
+
+def _print_train_summary(run) -> None:
+    last = run.history[-1] if run.history else {}
+    terms = ", ".join(f"{k[5:]} {v:.2f}" for k, v in last.items() if k.startswith("test_") and k != "test_loss")
+    seconds = sum(row["seconds"] for row in run.history)
+    cfg = run.config
+    typer.echo(
+        f"trained {cfg.model.encoder}/{cfg.model.decoder} {cfg.model.objective} on {cfg.data.name}: "
+        f"{len(run.history)} epochs in {seconds:.1f} s, test loss {last.get('test_loss', float('nan')):.2f}"
+        f" ({terms}) -> {run.run_dir}"
+    )
+
+
+@app.command()
+def encode(
+    run_dir: Path = typer.Argument(..., help="a trained run directory"),
+    out: Path = typer.Option(..., "--out", "-o", help="where to write the codes (.npz)"),
+    split: str = typer.Option("test", help="test or train"),
+) -> None:
+    """Encode a split of the run's data set; write mean, logvar (VAEs) and labels to an NPZ."""
+    from vaelab import api
+
+    if split not in ("test", "train"):
+        fail(f"--split must be test or train, not {split!r}")
+    codes = api.encode(run_dir, split=split)
+    codes.save(out)
+    kinds = "mean, logvar, labels" if codes.logvar is not None else "mean, labels"
+    typer.echo(f"wrote {len(codes.labels)} {split} codes ({codes.mean.shape[1]} dims: {kinds}) -> {out}")
+
+
+def main() -> None:
+    """Entry point of the ``vaelab`` console script."""
+    try:
+        app()
+    except VaelabError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished epochs are saved; continue with `vaelab train --resume DIR`", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Shared fixtures: the real MNIST test split from ../shared (skipped where absent), IDX writers, CLI runner."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
+    """Serialise an array as an IDX file (big-endian header, C-order payload)."""
+    dtype = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[code]
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=dtype).tobytes()
+
+
+def write_idx_pair(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray, gz: bool = True) -> None:
+    """Write ``<prefix>-images-idx3-ubyte[.gz]`` and ``<prefix>-labels-idx1-ubyte[.gz]``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, array, rank in (("images", images, 3), ("labels", labels, 1)):
+        payload = idx_bytes(array.astype(np.uint8))
+        name = f"{prefix}-{kind}-idx{rank}-ubyte"
+        if gz:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(payload))
+        else:
+            (folder / name).write_bytes(payload)
+
+
+@pytest.fixture
+def tiny_idx_folder(tmp_path: Path) -> Path:
+    """A folder with small train and test IDX splits of blob-like 28x28 images in 3 classes."""
+    rng = np.random.default_rng(0)
+
+    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.arange(n) % 3
+        images = rng.integers(0, 40, size=(n, 28, 28))
+        for k in range(3):
+            images[labels == k, 4 + 7 * k: 10 + 7 * k, 6:22] = 250
+        return images, labels
+
+    folder = tmp_path / "tiny"
+    write_idx_pair(folder, "train", *make(120))
+    write_idx_pair(folder, "t10k", *make(30))
+    return folder
+
+
+@pytest.fixture
+def shared_mnist() -> Path:
+    """The real MNIST test split shipped beside the project; skip where it is absent."""
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip("../shared/data/mnist is not present (only on the developers' machines)")
+    return SHARED_MNIST
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Never touch the user's cache: point XDG_CACHE_HOME at a fresh folder."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.delenv("VAELAB_DATA_DIR", raising=False)
+    return cache
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m vaelab ARGS`` as a user would; capture output."""
+    env = dict(os.environ)
+    env.setdefault("COLUMNS", "120")
+    return subprocess.run([sys.executable, "-m", "vaelab", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,154 @@
+"""Determinism, resume after SIGKILL, divergence, and the run directory."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vaelab.api import make_config
+from vaelab.errors import RunError, TrainingDiverged
+from vaelab.training.checkpoint import load_checkpoint
+from vaelab.training.trainer import fit, load_run
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "weights.safetensors"))
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+def test_same_seed_gives_bit_identical_weights_and_losses(tmp_path):
+    config = make_config("vae", epochs=2, seed=3)
+    first = fit(config, tmp_path / "a", progress=False)
+    second = fit(config, tmp_path / "b", progress=False)
+    _assert_same_weights(tmp_path / "a", tmp_path / "b")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(first.history) == strip(second.history)
+    third = fit(make_config("vae", epochs=2, seed=4), tmp_path / "c", progress=False)
+    assert strip(third.history) != strip(first.history)
+
+
+def test_run_directory_holds_weights_config_and_metrics(tmp_path):
+    run = fit(make_config("ae", epochs=2, seed=0), tmp_path / "run", progress=False)
+    info = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert info["status"] == "finished" and info["epochs_done"] == 2 and info["seed"] == 0
+    assert info["config"]["model"]["objective"] == "ae" and info["dataset"]["name"] == "mnist-5k"
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"train_loss", "train_recon", "test_loss", "test_recon", "seconds"} <= set(rows[0])
+    assert rows[1]["train_loss"] < rows[0]["train_loss"]
+    loaded = load_run(tmp_path / "run")
+    for a, b in zip(loaded.model.state_dict().values(), run.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_vae_metrics_log_recon_and_kl_separately(tmp_path):
+    run = fit(make_config("vae", epochs=1), tmp_path / "run", progress=False)
+    row = run.history[0]
+    assert row["train_loss"] == pytest.approx(row["train_recon"] + row["train_kl"], rel=1e-5)
+    assert row["test_kl"] > 0
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tmp_path):
+    fit(make_config("ae", epochs=1), tmp_path / "run", progress=False)
+    with pytest.raises(RunError, match="already holds a run"):
+        fit(make_config("ae", epochs=1), tmp_path / "run", progress=False)
+
+
+def test_resume_in_process_continues_to_the_same_weights(tmp_path):
+    fit(make_config("vae", epochs=3, seed=1), tmp_path / "full", progress=False)
+    fit(make_config("vae", epochs=1, seed=1), tmp_path / "part", progress=False)
+    resumed = fit(make_config("vae", epochs=3, seed=1), tmp_path / "part", resume=True, progress=False)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    _assert_same_weights(tmp_path / "full", tmp_path / "part")
+
+
+def _train_cmd(run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "vaelab", "train", "--model", "vae", "--epochs", "6", "--seed", "2",
+            "--quiet", "--out", str(run_dir), *extra]
+
+
+@pytest.mark.parametrize("kill_after_epochs", [1, 3])
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, kill_after_epochs):
+    reference = tmp_path / "reference"
+    subprocess.run(_train_cmd(reference), check=True, capture_output=True, timeout=300)
+    victim = tmp_path / "victim"
+    process = subprocess.Popen(_train_cmd(victim), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    # Kill mid-epoch, shortly after the wanted checkpoint appears (writes may be under way).
+    while time.time() < deadline:
+        if (victim / "model.json").exists():
+            try:
+                if json.loads((victim / "model.json").read_text())["epochs_done"] >= kill_after_epochs:
+                    break
+            except (json.JSONDecodeError, KeyError):
+                pass
+        time.sleep(0.005)
+    time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert load_checkpoint(victim).epoch < 6, "the run finished before it could be killed"
+    resumed = subprocess.run([sys.executable, "-m", "vaelab", "train", "--resume", str(victim), "--quiet"],
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same_weights(reference, victim)
+    rows = (victim / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path):
+    config = make_config("vae", epochs=1, seed=0)
+    fit(config, tmp_path / "run", progress=False)
+    before = _weights(tmp_path / "run")
+    # Poison the weights at the start of epoch 2, as a diverging optimiser would.
+    diverging = make_config("vae", epochs=2, seed=0)
+    from vaelab.training import trainer
+
+    original = trainer.train_epoch
+
+    def poisoned(model, *args, **kwargs):
+        with torch.no_grad():
+            model.decoder.net[0].weight.fill_(math.nan)
+        return original(model, *args, **kwargs)
+
+    trainer.train_epoch = poisoned
+    try:
+        with pytest.raises(TrainingDiverged, match="NaN/Inf in epoch 2; the checkpoint of epoch 1 is kept"):
+            fit(diverging, tmp_path / "run", resume=True, progress=False)
+    finally:
+        trainer.train_epoch = original
+    after = _weights(tmp_path / "run")
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert load_checkpoint(tmp_path / "run").epoch == 1
+
+
+def test_bf16_precision_trains_and_stays_finite(tmp_path):
+    run = fit(make_config("vae", epochs=1, precision="bf16"), tmp_path / "run", progress=False)
+    assert math.isfinite(run.history[0]["test_loss"])
+
+
+def test_binarized_training_sees_binary_targets(tmp_path):
+    from vaelab.training.trainer import prepare_targets
+    from vaelab.seeding import torch_generator
+
+    config = make_config("vae", binarize=True)
+    images = torch.rand(10, 1, 28, 28)
+    targets = prepare_targets(images, config, torch_generator(0, "b"))
+    assert set(targets.unique().tolist()) <= {0.0, 1.0}
+    run = fit(make_config("vae", epochs=1, binarize=True), tmp_path / "run", progress=False)
+    assert math.isfinite(run.history[0]["test_loss"])
