@@ -125,6 +125,54 @@ def encode(
     typer.echo(f"wrote {len(codes.labels)} {split} codes ({codes.mean.shape[1]} dims: {kinds}) -> {out}")
 
 
+@app.command()
+def reproduce(
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="data set [quick: mnist-5k, full: mnist]"),
+    seeds: int = typer.Option(3, help="number of seeds (0, 1, ...); statistics are over seeds"),
+    profile: str = typer.Option("quick", help="quick (~3 min, mnist-5k) or full (thesis-scale, hours)"),
+    out: Path = typer.Option(Path("results"), "--out", "-o", help="output folder; reused runs are skipped"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder holding mnist/fashion-mnist IDX files"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+) -> None:
+    """Re-run the thesis study (AE, VAE, conv VAE, conv-encoder VAE) over seeds; write results and a report."""
+    from vaelab.experiments.thesis import reproduce as run_study
+
+    results = run_study(out, dataset=dataset, seeds=seeds, profile=profile, data_dir=data_dir, progress=not quiet)
+    _print_study_table(results)
+    typer.echo(results["finding"])
+    typer.echo(f"report: {out / 'report.html'}  (results: {out / 'results.json'})")
+
+
+STUDY_COLUMNS = {"silhouette": "silhouette", "knn5_accuracy": "5-NN acc", "linear_probe_accuracy": "probe acc",
+                 "recon_bce": "recon BCE", "prior_fd": "prior FD", "nll_iwae_binarized": "IWAE NLL"}
+
+
+def _print_study_table(results: dict) -> None:
+    from rich.table import Table
+
+    from vaelab.experiments.thesis import MODELS
+    from vaelab.report.build import fmt, fmt_ci
+
+    table = Table("model", "thesis", *STUDY_COLUMNS.values(), box=None, header_style="bold",
+                  title="mean ± 95% CI over seeds", title_justify="left")
+    for model in results["study"]["models"]:
+        agg = results["aggregate"][model]
+        cells = [fmt_ci(agg[k]) if k in agg else "—" for k in STUDY_COLUMNS]
+        table.add_row(model, fmt(results["thesis_table_4_2"].get(model)), *cells)
+    from rich.console import Console
+
+    Console(width=max(_console().width, 132)).print(table)  # wide enough not to wrap "mean ± ci" cells
+
+
+@app.command()
+def report(out: Path = typer.Argument(..., help="a folder written by `vaelab reproduce`")) -> None:
+    """Redraw the figures and report.html/report.md of a study from what it saved (no training)."""
+    from vaelab.report.build import build_report
+
+    build_report(out)
+    typer.echo(f"report: {out / 'report.html'}")
+
+
 def main() -> None:
     """Entry point of the ``vaelab`` console script."""
     try:

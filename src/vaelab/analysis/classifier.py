@@ -1,0 +1,93 @@
+"""A small convolutional classifier trained by vaelab: the feature extractor for generation measures.
+
+Fréchet distances are only comparable between runs that use the same
+extractor, so the extractor is fixed and described in every result:
+``conv16-conv32-fc128`` (Conv 16@5x5, max-pool, Conv 32@5x5, max-pool,
+Dense 128 = the features, Dense K), ReLU, trained with Adam (lr 1e-3, batch
+128) for ``epochs`` epochs on the data set's training split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from vaelab.data.registry import Dataset, to_tensor
+from vaelab.io import atomic_path, read_json, write_json
+from vaelab.seeding import seeded_torch, torch_generator
+
+EXTRACTOR = "conv16-conv32-fc128"
+
+
+class DigitClassifier(nn.Module):
+    """Conv 16@5x5 -> pool -> Conv 32@5x5 -> pool -> Dense 128 (features) -> Dense K."""
+
+    def __init__(self, n_classes: int = 10):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(),
+        )
+        self.head = nn.Linear(128, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+    @torch.no_grad()
+    def features_and_probabilities(self, images: torch.Tensor, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
+        """128-d features and class probabilities of images (N, 1, 28, 28) in [0, 1]."""
+        self.eval()
+        feats, probs = [], []
+        for start in range(0, len(images), batch):
+            h = self.body(images[start:start + batch])
+            feats.append(h)
+            probs.append(F.softmax(self.head(h), dim=1))
+        return torch.cat(feats).numpy(), torch.cat(probs).numpy()
+
+
+def train_classifier(data: Dataset, seed: int, epochs: int = 4) -> tuple[DigitClassifier, float]:
+    """Train the classifier on the training split; return it and its test accuracy."""
+    n_classes = len(data.class_names)
+    with seeded_torch(seed, "classifier-init"):
+        model = DigitClassifier(n_classes)
+    images, labels = to_tensor(data.train_images), torch.from_numpy(data.train_labels)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(images), generator=torch_generator(seed, "classifier-batches", epoch))
+        for start in range(0, len(images), 128):
+            idx = order[start:start + 128]
+            loss = F.cross_entropy(model(images[idx]), labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    _, probs = model.features_and_probabilities(to_tensor(data.test_images))
+    accuracy = float((probs.argmax(1) == data.test_labels).mean())
+    return model, accuracy
+
+
+def load_or_train_classifier(folder: Path, data: Dataset, seed: int, epochs: int = 4) -> tuple[DigitClassifier, dict]:
+    """The classifier saved in ``folder`` for this data set and seed, trained there first if missing."""
+    folder = Path(folder)
+    info_path, weights_path = folder / "classifier.json", folder / "weights.safetensors"
+    wanted = {"extractor": EXTRACTOR, "dataset": data.name, "seed": seed, "epochs": epochs}
+    if info_path.is_file() and weights_path.is_file():
+        info = read_json(info_path)
+        if {k: info.get(k) for k in wanted} == wanted:
+            model = DigitClassifier(len(data.class_names))
+            model.load_state_dict(load_file(str(weights_path)))
+            model.eval()
+            return model, info
+    model, accuracy = train_classifier(data, seed, epochs)
+    with atomic_path(weights_path) as tmp:
+        save_file(model.state_dict(), str(tmp))
+    info = {**wanted, "test_accuracy": accuracy}
+    write_json(info_path, info)
+    model.eval()
+    return model, info

@@ -1,0 +1,191 @@
+"""Evaluate a trained run: every measure group on its test split, written to ``measures.json``.
+
+Groups (``vaelab evaluate --measures``):
+
+- ``separation``: silhouette (overall and per class), Davies-Bouldin, Calinski-Harabasz
+- ``knn``, ``probe``: k-NN (k = 5, 10) and linear-probe accuracy, train codes -> test codes
+- ``clustering``: k-means and GMM with k = classes: NMI, ARI, Hungarian accuracy
+- ``map``: trustworthiness of the 2-D t-SNE map
+- ``health``: reconstruction BCE/MSE; for VAEs KL per dimension and active units
+- ``likelihood``: negative ELBO and IWAE NLL on binarised test images (VAEs only)
+- ``generation``: Fréchet distance of prior samples to test images in the classifier's
+  feature space, label entropy and confidence of the samples
+- ``perturbation``: classifier accuracy on decoded codes + noise, per noise scale
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vaelab.analysis import generate, likelihood, measures
+from vaelab.analysis.embed import tsne_map
+from vaelab.analysis.encode import Codes, encode_split
+from vaelab.data.registry import Dataset, to_tensor
+from vaelab.errors import ConfigError
+from vaelab.io import read_json, write_json
+
+GROUPS = ("separation", "knn", "probe", "clustering", "map", "health", "likelihood", "generation", "perturbation")
+CLASSIFIER_GROUPS = {"generation", "perturbation"}
+
+
+@dataclass
+class EvalSettings:
+    """How much work the costly measures may do."""
+
+    iwae_k: int = 1000
+    iwae_examples: int | None = None  # None: the whole test split
+    generation_samples: int = 1000
+    sigmas: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
+    tsne_points: int = 2000  # t-SNE map and trustworthiness on a seeded subsample this size
+    classifier_epochs: int = 4
+
+
+@dataclass
+class Reference:
+    """The classifier used as feature extractor, and the features of the real test images."""
+
+    classifier: Any
+    info: dict
+    test_features: np.ndarray
+
+
+@dataclass
+class Evaluation:
+    """Measures of one run, how long each group took, and what the figures need."""
+
+    measures: dict[str, float]
+    timings: dict[str, float]
+    test_codes: Codes
+    tsne: np.ndarray | None = None
+    tsne_index: np.ndarray | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_groups(text: str | None) -> tuple[str, ...]:
+    """``"separation,knn"`` -> ("separation", "knn"); None or "all" -> every group."""
+    if text is None or text.strip() == "all":
+        return GROUPS
+    groups = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or not groups:
+        raise ConfigError(f"unknown measure group(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(GROUPS)}")
+    return groups
+
+
+def make_reference(classifier, info: dict, data: Dataset) -> Reference:
+    """Classifier features of the real test images (the FID reference)."""
+    features, _ = classifier.features_and_probabilities(to_tensor(data.test_images))
+    return Reference(classifier, info, features)
+
+
+def tsne_subsample(n: int, limit: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded subsample of at most ``limit`` of ``n`` points."""
+    if n <= limit:
+        return np.arange(n)
+    from vaelab.seeding import numpy_rng
+
+    return np.sort(numpy_rng(seed, "tsne-subsample").choice(n, limit, replace=False))
+
+
+def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
+             settings: EvalSettings | None = None, reference: Reference | None = None) -> Evaluation:
+    """Run the measure ``groups`` for a model on its data set's test split."""
+    settings = settings or EvalSettings()
+    if CLASSIFIER_GROUPS & set(groups) and reference is None:
+        raise ValueError("generation/perturbation measures need a reference classifier")
+    timings: dict[str, float] = {}
+    results: dict[str, float] = {}
+
+    def timed(name: str, fn):
+        started = time.perf_counter()
+        value = fn()
+        timings[name] = round(time.perf_counter() - started, 4)
+        return value
+
+    test = timed("encode", lambda: encode_split(model, data.test_images, data.test_labels))
+    codes, labels = test.mean.astype(np.float64), test.labels
+    need_train = {"knn", "probe"} & set(groups)
+    train = timed("encode_train", lambda: encode_split(model, data.train_images, data.train_labels)) if need_train else None
+    evaluation = Evaluation(results, timings, test)
+
+    if "separation" in groups:
+        results.update(timed("separation", lambda: measures.separation_measures(codes, labels)))
+    if "knn" in groups:
+        results.update(timed("knn", lambda: measures.knn_accuracy(train.mean, train.labels, test.mean, labels)))
+    if "probe" in groups:
+        results.update(timed("probe", lambda: measures.linear_probe(train.mean, train.labels, test.mean, labels)))
+    if "clustering" in groups:
+        results.update(timed("clustering", lambda: measures.clustering(codes, labels, seed)))
+    if "map" in groups:
+        index = tsne_subsample(len(codes), settings.tsne_points, seed)
+        evaluation.tsne_index = index
+        evaluation.tsne = timed("tsne", lambda: tsne_map(codes[index], seed))
+        results.update(timed("map", lambda: measures.map_trustworthiness(codes[index], evaluation.tsne, seed=seed)))
+    images = to_tensor(data.test_images)
+    stochastic = test.logvar is not None
+    if "health" in groups:
+        health = timed("reconstruction", lambda: likelihood.reconstruction_errors(model, images))
+        if stochastic:
+            health.update(timed("kl", lambda: measures.kl_per_dimension(test.mean, test.logvar)))
+        health.update(measures.active_units(test.mean))
+        results.update(health)
+    if "likelihood" in groups and stochastic:
+        results.update(timed("likelihood", lambda: likelihood.likelihood_measures(
+            model, images, seed, k=settings.iwae_k, max_examples=settings.iwae_examples)))
+    if "generation" in groups:
+        results.update(timed("generation", lambda: _generation(model, reference, settings, seed)))
+    if "perturbation" in groups:
+        results.update(timed("perturbation", lambda: _perturbation(model, reference, test, settings, seed)))
+    return evaluation
+
+
+def _generation(model, reference: Reference, settings: EvalSettings, seed: int) -> dict[str, float]:
+    z = generate.prior_draws(settings.generation_samples, model.config.latent, seed)
+    samples = generate.decode(model, z)
+    features, probabilities = reference.classifier.features_and_probabilities(to_tensor_float(samples))
+    return {"prior_fd": measures.frechet_distance(features, reference.test_features),
+            **{f"prior_{k}": v for k, v in measures.label_entropy(probabilities).items()}}
+
+
+def _perturbation(model, reference: Reference, test: Codes, settings: EvalSettings, seed: int) -> dict[str, float]:
+    result = {}
+    for sigma in settings.sigmas:
+        images = generate.decode(model, generate.perturb(test.mean, sigma, seed))
+        _, probabilities = reference.classifier.features_and_probabilities(to_tensor_float(images))
+        result[f"perturb_accuracy_s{sigma:g}"] = float((probabilities.argmax(1) == test.labels).mean())
+    return result
+
+
+def to_tensor_float(images: np.ndarray):
+    """float images (N, H, W) in [0, 1] -> tensor (N, 1, H, W)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
+
+
+MEASURES_JSON = "measures.json"
+
+
+def write_measures(run_dir: Path, evaluation: Evaluation, groups: tuple[str, ...], settings: EvalSettings,
+                   reference: Reference | None) -> dict:
+    """Write ``RUN_DIR/measures.json`` (measures, settings, extractor, timings) and return it."""
+    record = {
+        "measures": evaluation.measures,
+        "groups": list(groups),
+        "settings": asdict(settings),
+        "classifier": reference.info if reference is not None else None,
+        "timings": evaluation.timings,
+    }
+    write_json(Path(run_dir) / MEASURES_JSON, record)
+    return record
+
+
+def read_measures(run_dir: Path) -> dict | None:
+    """``RUN_DIR/measures.json`` if it exists."""
+    path = Path(run_dir) / MEASURES_JSON
+    return read_json(path) if path.is_file() else None

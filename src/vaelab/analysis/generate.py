@@ -1,0 +1,39 @@
+"""Generations: from the prior, from class centroids, and from perturbed codes."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vaelab.seeding import torch_generator
+
+
+def prior_draws(n: int, latent: int, seed: int) -> torch.Tensor:
+    """``n`` draws from N(0, I) on the stream ``(seed, "prior")``: every model decodes the same ones."""
+    return torch.randn((n, latent), generator=torch_generator(seed, "prior", latent))
+
+
+def class_centroids(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The mean code of each class, in class order (K, d)."""
+    return np.stack([codes[labels == k].mean(0) for k in np.unique(labels)])
+
+
+@torch.no_grad()
+def decode(model, z: torch.Tensor | np.ndarray, batch: int = 256) -> np.ndarray:
+    """Decoded images (N, H, W) in [0, 1] for codes ``z``."""
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32))
+    model.eval()
+    out = [model.decode_images(z[start:start + batch]) for start in range(0, len(z), batch)]
+    return torch.cat(out)[:, 0].numpy()
+
+
+def perturb(codes: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """Codes plus Gaussian noise of ``sigma`` times each dimension's spread over the data.
+
+    Scaling by the per-dimension standard deviation makes the sweep comparable
+    between models whose codes live on different scales (an AE's codes are not
+    tied to N(0, I)).
+    """
+    scale = codes.std(axis=0, keepdims=True)
+    noise = torch.randn(codes.shape, generator=torch_generator(seed, "perturb", sigma), dtype=torch.float64).numpy()
+    return (codes + sigma * scale * noise).astype(np.float32)

@@ -1,0 +1,223 @@
+"""Latent-space measures. Each is a plain function returning ``dict[str, float]``.
+
+Codes are NumPy arrays (N, d); labels are integer class labels (N,). Every
+measure is checked in ``tests/analysis/test_measures.py`` against scikit-learn
+where it has the measure and against a hand-computed case where it has not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn import metrics as skm
+from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression
+from sklearn.manifold import trustworthiness as sk_trustworthiness
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from vaelab.seeding import derive_seed
+
+# --- class separation -------------------------------------------------------------------------
+
+
+def silhouette(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Mean silhouette coefficient (Rousseeuw 1987), Euclidean, with labels as clusters.
+
+    Returns ``silhouette`` (mean over all points, as in the thesis's Table 4.2)
+    and ``silhouette_class_<k>`` (mean over the points of class k).
+    """
+    per_point = skm.silhouette_samples(codes, labels, metric="euclidean")
+    result = {"silhouette": float(per_point.mean())}
+    for label in np.unique(labels):
+        result[f"silhouette_class_{int(label)}"] = float(per_point[labels == label].mean())
+    return result
+
+
+def davies_bouldin(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Davies-Bouldin index (Davies & Bouldin 1979) of the classes; lower is better."""
+    return {"davies_bouldin": float(skm.davies_bouldin_score(codes, labels))}
+
+
+def calinski_harabasz(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Calinski-Harabasz variance ratio (Calinski & Harabasz 1974) of the classes; higher is better."""
+    return {"calinski_harabasz": float(skm.calinski_harabasz_score(codes, labels))}
+
+
+# --- usefulness of the codes ------------------------------------------------------------------
+
+
+def knn_accuracy(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray,
+                 test_labels: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> dict[str, float]:
+    """k-nearest-neighbour accuracy: train codes are the reference set, test codes are queried."""
+    result = {}
+    for k in ks:
+        classifier = KNeighborsClassifier(n_neighbors=k).fit(train_codes, train_labels)
+        result[f"knn{k}_accuracy"] = float(classifier.score(test_codes, test_labels))
+    return result
+
+
+def linear_probe(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray,
+                 test_labels: np.ndarray) -> dict[str, float]:
+    """Linear-probe accuracy: logistic regression on standardised train codes, scored on test codes."""
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(train_codes, train_labels)
+    return {"linear_probe_accuracy": float(probe.score(test_codes, test_labels))}
+
+
+# --- unsupervised clustering ------------------------------------------------------------------
+
+
+def clustering_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Accuracy of the best one-to-one matching of clusters to classes (Hungarian algorithm).
+
+    Used by e.g. Xie et al. 2016 (DEC). With more clusters than classes, the
+    unmatched clusters count as errors.
+    """
+    classes, cluster_ids = np.unique(labels), np.unique(clusters)
+    counts = np.zeros((len(cluster_ids), len(classes)), dtype=np.int64)
+    for i, c in enumerate(cluster_ids):
+        matched = labels[clusters == c]
+        for j, k in enumerate(classes):
+            counts[i, j] = np.count_nonzero(matched == k)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / len(labels))
+
+
+def clustering(codes: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """k-means and a Gaussian mixture (k = number of classes) on the codes: NMI, ARI, accuracy."""
+    k = len(np.unique(labels))
+    random_state = derive_seed(seed, "clustering") % (2**32)
+    assignments = {
+        "kmeans": KMeans(n_clusters=k, n_init=10, random_state=random_state).fit_predict(codes),
+        "gmm": GaussianMixture(n_components=k, covariance_type="full", n_init=2, reg_covar=1e-4,
+                               random_state=random_state).fit(codes).predict(codes),
+    }
+    result = {}
+    for method, clusters in assignments.items():
+        result[f"{method}_nmi"] = float(skm.normalized_mutual_info_score(labels, clusters))
+        result[f"{method}_ari"] = float(skm.adjusted_rand_score(labels, clusters))
+        result[f"{method}_accuracy"] = clustering_accuracy(labels, clusters)
+    return result
+
+
+# --- map faithfulness -------------------------------------------------------------------------
+
+
+def map_trustworthiness(codes: np.ndarray, embedding: np.ndarray, n_neighbors: int = 10,
+                        max_points: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Trustworthiness (Venna & Kaski 2001) of a 2-D map of the codes, on a seeded subsample.
+
+    It needs all pairwise distances (O(n^2) memory), so at most ``max_points`` are used.
+    """
+    if len(codes) > max_points:
+        keep = np.random.default_rng(derive_seed(seed, "trust")).choice(len(codes), max_points, replace=False)
+        codes, embedding = codes[keep], embedding[keep]
+    return {"tsne_trustworthiness": float(sk_trustworthiness(codes, embedding, n_neighbors=n_neighbors))}
+
+
+# --- the VAE's own health ---------------------------------------------------------------------
+
+
+def active_units(mean: np.ndarray, threshold: float = 0.01) -> dict[str, float]:
+    """Active units (Burda et al. 2016): dimensions u with Cov_x(E[z_u|x]) > ``threshold``."""
+    variance = np.var(mean.astype(np.float64), axis=0)
+    return {"active_units": float(np.count_nonzero(variance > threshold))}
+
+
+def kl_per_dimension(mean: np.ndarray, logvar: np.ndarray) -> dict[str, float]:
+    """Mean KL(q(z_u|x) || N(0, 1)) over x for each latent dimension u, and their sum (nats)."""
+    mean, logvar = mean.astype(np.float64), logvar.astype(np.float64)
+    kl = 0.5 * (mean**2 + np.exp(logvar) - 1.0 - logvar)
+    per_dim = kl.mean(axis=0)
+    result = {"kl_total": float(per_dim.sum())}
+    result.update({f"kl_dim_{u}": float(v) for u, v in enumerate(per_dim)})
+    return result
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017, FID).
+
+    ``|mu_a - mu_b|^2 + tr(C_a) + tr(C_b) - 2 tr((C_a C_b)^(1/2))``. The trace of
+    the matrix square root is taken as the sum of square roots of the
+    eigenvalues of the symmetric ``C_a^(1/2) C_b C_a^(1/2)``, which has the same
+    spectrum as ``C_a C_b`` and stays stable when the covariances are singular
+    (ReLU features often have dead dimensions).
+    """
+    a, b = features_a.astype(np.float64), features_b.astype(np.float64)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    inner = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = float(np.sqrt(np.clip(inner, 0.0, None)).sum())
+    mean_term = float(((a.mean(0) - b.mean(0)) ** 2).sum())
+    return mean_term + float(np.trace(cov_a) + np.trace(cov_b)) - 2.0 * trace_root
+
+
+def label_entropy(probabilities: np.ndarray) -> dict[str, float]:
+    """Mode coverage of generated samples from a classifier's class probabilities (N, K).
+
+    ``label_entropy``: entropy (nats) of the classifier's predicted labels over
+    the samples, divided by log K (1 = every class equally often, 0 = one class).
+    ``label_confidence``: mean of the top class probability (how recognisable).
+    """
+    k = probabilities.shape[1]
+    counts = np.bincount(probabilities.argmax(1), minlength=k).astype(np.float64)
+    share = counts / counts.sum()
+    nonzero = share[share > 0]
+    return {
+        "label_entropy": float(-(nonzero * np.log(nonzero)).sum() / np.log(k)),
+        "label_confidence": float(probabilities.max(1).mean()),
+    }
+
+
+def separation_measures(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Silhouette, Davies-Bouldin and Calinski-Harabasz together."""
+    return {**silhouette(codes, labels), **davies_bouldin(codes, labels), **calinski_harabasz(codes, labels)}
+
+
+# --- how to read each measure (used by reports and `vaelab compare`) ------------------------------
+
+# name -> (short description, +1 if higher is better, -1 if lower is better, 0 if neither)
+MEASURE_INFO: dict[str, tuple[str, int]] = {
+    "silhouette": ("mean silhouette of the classes (Rousseeuw 1987)", +1),
+    "davies_bouldin": ("Davies-Bouldin index of the classes", -1),
+    "calinski_harabasz": ("Calinski-Harabasz ratio of the classes", +1),
+    "knn5_accuracy": ("5-NN accuracy, train codes -> test codes", +1),
+    "knn10_accuracy": ("10-NN accuracy, train codes -> test codes", +1),
+    "linear_probe_accuracy": ("logistic-regression probe accuracy", +1),
+    "kmeans_nmi": ("k-means NMI with the classes", +1),
+    "kmeans_ari": ("k-means ARI with the classes", +1),
+    "kmeans_accuracy": ("k-means accuracy (Hungarian matching)", +1),
+    "gmm_nmi": ("GMM NMI with the classes", +1),
+    "gmm_ari": ("GMM ARI with the classes", +1),
+    "gmm_accuracy": ("GMM accuracy (Hungarian matching)", +1),
+    "tsne_trustworthiness": ("trustworthiness of the t-SNE map (10 neighbours)", +1),
+    "recon_bce": ("reconstruction BCE, nats per image", -1),
+    "recon_mse": ("reconstruction MSE per pixel", -1),
+    "kl_total": ("KL(q(z|x) || p(z)), nats", 0),
+    "active_units": ("active latent units (Burda et al. 2016)", 0),
+    "neg_elbo_binarized": ("negative ELBO on binarised test images, nats", -1),
+    "nll_iwae_binarized": ("IWAE negative log-likelihood, binarised, nats", -1),
+    "prior_fd": ("Fréchet distance of prior samples to test images", -1),
+    "prior_label_entropy": ("label entropy of prior samples (1 = all classes)", +1),
+    "prior_label_confidence": ("classifier confidence on prior samples", +1),
+}
+
+
+def describe(name: str) -> tuple[str, int]:
+    """Description and direction of a measure (perturbation accuracies included)."""
+    if name.startswith("perturb_accuracy_s"):
+        return (f"classifier accuracy on decoded codes + noise, sigma {name[len('perturb_accuracy_s'):]}", +1)
+    if name.startswith("silhouette_class_"):
+        return (f"silhouette of class {name[len('silhouette_class_'):]}", +1)
+    if name.startswith("kl_dim_"):
+        return (f"KL of latent dimension {name[len('kl_dim_'):]}", 0)
+    return MEASURE_INFO.get(name, (name, 0))
+
+
+def is_detail(name: str) -> bool:
+    """Per-class and per-dimension entries and evaluation settings: shown in detail tables only."""
+    return name.startswith(("silhouette_class_", "kl_dim_")) or name in ("iwae_k", "iwae_examples")

@@ -1,0 +1,126 @@
+"""Figures of the study, drawn with matplotlib from what a study folder holds.
+
+Each function takes plain arrays and writes one PNG atomically; the caller
+(:mod:`vaelab.report.build`) loads the arrays. Colours: matplotlib's tab10,
+one per class, the same in every map.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from vaelab.io import atomic_path  # noqa: E402
+
+DPI = 110
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight",
+                    metadata={"Software": None})  # no version/date stamp: identical runs, identical bytes
+    plt.close(fig)
+    return path
+
+
+def image_rows(rows: dict[str, np.ndarray], path: Path, title: str, column_labels: list[str] | None = None) -> Path:
+    """A grid of grey images: one labelled row per entry of ``rows`` (each (n, H, W) in [0, 1])."""
+    n_cols = max(len(images) for images in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(0.8 * n_cols + 1.6, 0.85 * len(rows) + 0.5), squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(images):
+                ax.imshow(images[c], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+            if c == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+            if r == 0 and column_labels:
+                ax.set_title(column_labels[c], fontsize=9)
+    fig.suptitle(title, fontsize=11)
+    fig.subplots_adjust(wspace=0.05, hspace=0.08)
+    return _save(fig, path)
+
+
+def latent_maps(maps: dict[str, tuple[np.ndarray, np.ndarray]], class_names: list[str], path: Path,
+                title: str) -> Path:
+    """Side-by-side 2-D maps (t-SNE), points coloured by class; ``maps[label] = (xy, labels)``."""
+    fig, axes = plt.subplots(1, len(maps), figsize=(4.2 * len(maps), 4.4), squeeze=False)
+    colors = plt.get_cmap("tab10")
+    for ax, (label, (xy, labels)) in zip(axes[0], maps.items()):
+        for k in range(len(class_names)):
+            mask = labels == k
+            ax.scatter(xy[mask, 0], xy[mask, 1], s=4, color=colors(k % 10), label=class_names[k], alpha=0.8,
+                       linewidths=0)
+        ax.set_title(label, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=len(class_names), markerscale=3, frameon=False, fontsize=9)
+    fig.suptitle(title, fontsize=11)
+    fig.subplots_adjust(bottom=0.1, wspace=0.05)
+    return _save(fig, path)
+
+
+def silhouette_plots(values: dict[str, tuple[np.ndarray, np.ndarray, float]], class_names: list[str],
+                     path: Path, title: str) -> Path:
+    """Per-class silhouette plots (as the thesis's figures 4.6/4.7), x in [-0.5, 0.5].
+
+    ``values[label] = (per-point silhouettes, labels, mean)``.
+    """
+    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values), 4.6), squeeze=False, sharey=True)
+    colors = plt.get_cmap("tab10")
+    for ax, (label, (sil, labels, mean)) in zip(axes[0], values.items()):
+        y = 0
+        for k in range(len(class_names)):
+            part = np.sort(sil[labels == k])
+            ax.fill_betweenx(np.arange(y, y + len(part)), 0, part, color=colors(k % 10), linewidth=0)
+            ax.text(-0.48, y + len(part) / 2, class_names[k], fontsize=8, va="center")
+            y += len(part) + 10
+        ax.axvline(mean, color="black", linestyle="--", linewidth=1)
+        ax.set_xlim(-0.5, 0.5)
+        ax.set_title(f"{label}\nmean {mean:.4f}", fontsize=10)
+        ax.set_yticks([])
+        ax.set_xlabel("silhouette")
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def curves(series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path, title: str,
+           xlabel: str, ylabel: str, logy: bool = False) -> Path:
+    """Lines with shaded bands: ``series[label] = (x, mean, half-width)``."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for label, (x, mean, half) in series.items():
+        line, = ax.plot(x, mean, marker="o", markersize=3, label=label)
+        ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=9)
+    ax.set_title(title, fontsize=11)
+    return _save(fig, path)
+
+
+def bars(groups: list[str], series: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> Path:
+    """Grouped bars with error bars: ``series[model] = (means per group, half-widths per group)``."""
+    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2.5, 3.8))
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(groups))
+    for i, (label, (mean, half)) in enumerate(series.items()):
+        ax.bar(x + i * width - 0.4 + width / 2, mean, width, yerr=half, capsize=3, label=label)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(frameon=False, fontsize=8, ncol=2)
+    ax.set_title(title, fontsize=11)
+    return _save(fig, path)
