@@ -35,9 +35,8 @@ def write_idx_pair(folder: Path, prefix: str, images: np.ndarray, labels: np.nda
             (folder / name).write_bytes(payload)
 
 
-@pytest.fixture
-def tiny_idx_folder(tmp_path: Path) -> Path:
-    """A folder with small train and test IDX splits of blob-like 28x28 images in 3 classes."""
+def make_tiny_idx(folder: Path) -> Path:
+    """Write small train and test IDX splits of blob-like 28x28 images in 3 classes into ``folder``."""
     rng = np.random.default_rng(0)
 
     def make(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,10 +46,15 @@ def tiny_idx_folder(tmp_path: Path) -> Path:
             images[labels == k, 4 + 7 * k: 10 + 7 * k, 6:22] = 250
         return images, labels
 
-    folder = tmp_path / "tiny"
     write_idx_pair(folder, "train", *make(120))
     write_idx_pair(folder, "t10k", *make(30))
     return folder
+
+
+@pytest.fixture
+def tiny_idx_folder(tmp_path: Path) -> Path:
+    """A fresh tiny IDX folder (see :func:`make_tiny_idx`)."""
+    return make_tiny_idx(tmp_path / "tiny")
 
 
 @pytest.fixture
@@ -76,3 +80,52 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
     env.setdefault("COLUMNS", "120")
     return subprocess.run([sys.executable, "-m", "vaelab", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium, if installed."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def check_report_in_browser(report: Path, screenshot: Path) -> dict:
+    """Open a report from disk in headless chromium; return what its images look like.
+
+    Skips when chromium or playwright is absent. Every <img> is drawn onto a
+    canvas to measure the spread of its pixels (a blank image has none).
+    """
+    import tempfile
+
+    browser_path = chromium_path()
+    if browser_path is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run"]
+    with tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(profile, executable_path=browser_path, headless=True,
+                                                       args=args, viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        failed_requests = []
+        page.on("requestfailed", lambda request: failed_requests.append(request.url))
+        page.goto(report.resolve().as_uri())
+        page.wait_for_load_state("load")
+        images = page.evaluate("""() => Array.from(document.images).map(img => {
+            const canvas = document.createElement('canvas');
+            canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+            const ctx = canvas.getContext('2d');
+            let spread = 0;
+            if (img.naturalWidth > 0) {
+                ctx.drawImage(img, 0, 0);
+                const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+                let min = 255, max = 0;
+                for (let i = 0; i < data.length; i += 4) { const v = data[i]; if (v < min) min = v; if (v > max) max = v; }
+                spread = max - min;
+            }
+            return {alt: img.alt, complete: img.complete, width: img.naturalWidth, spread: spread};
+        })""")
+        page.screenshot(path=str(screenshot), full_page=True)
+        title = page.title()
+        context.close()
+    return {"images": images, "failed_requests": failed_requests, "title": title}

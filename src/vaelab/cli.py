@@ -26,7 +26,8 @@ app = typer.Typer(
 def _console():
     from rich.console import Console
 
-    return Console()
+    # Wide enough that tables don't wrap when output goes to a file or pipe (rich then assumes 80).
+    return Console(width=max(Console().width, 132))
 
 
 def fail(message: str) -> None:
@@ -159,9 +160,7 @@ def _print_study_table(results: dict) -> None:
         agg = results["aggregate"][model]
         cells = [fmt_ci(agg[k]) if k in agg else "—" for k in STUDY_COLUMNS]
         table.add_row(model, fmt(results["thesis_table_4_2"].get(model)), *cells)
-    from rich.console import Console
-
-    Console(width=max(_console().width, 132)).print(table)  # wide enough not to wrap "mean ± ci" cells
+    _console().print(table)
 
 
 @app.command()
@@ -171,6 +170,67 @@ def report(out: Path = typer.Argument(..., help="a folder written by `vaelab rep
 
     build_report(out)
     typer.echo(f"report: {out / 'report.html'}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="a trained run directory"),
+    measures: Optional[str] = typer.Option(None, "--measures", help="comma-separated groups, or all [all]: "
+                                           "separation,knn,probe,clustering,map,health,likelihood,generation,perturbation"),
+    iwae_k: int = typer.Option(1000, "--iwae-k", min=1, help="importance samples per image for the IWAE bound"),
+    iwae_examples: Optional[int] = typer.Option(None, "--iwae-examples", min=1, help="test images for IWAE [all]"),
+) -> None:
+    """Measure a run's test codes; write RUN_DIR/measures.json and print a table."""
+    from vaelab.analysis.evaluate import EvalSettings, parse_groups
+    from vaelab.analysis.evaluate import evaluate as run_evaluation
+    from vaelab.analysis.evaluate import make_reference, write_measures
+    from vaelab.data.sources import cache_root
+    from vaelab.training.trainer import load_run
+
+    groups = parse_groups(measures)
+    run = load_run(run_dir)
+    data = run.load_data()
+    seed = run.config.train.seed
+    settings = EvalSettings(iwae_k=iwae_k, iwae_examples=iwae_examples)
+    reference = None
+    if {"generation", "perturbation"} & set(groups):
+        from vaelab.analysis.classifier import load_or_train_classifier
+
+        safe = data.name.replace("idx:", "idx-").replace("/", "_")
+        folder = cache_root() / "classifiers" / f"{safe}-seed{seed}"
+        classifier, info = load_or_train_classifier(folder, data, seed, settings.classifier_epochs)
+        reference = make_reference(classifier, info, data)
+    evaluation = run_evaluation(run.model, data, seed, groups, settings, reference)
+    write_measures(run_dir, evaluation, groups, settings, reference)
+    _print_measures(evaluation.measures)
+    typer.echo(f"wrote {run_dir / 'measures.json'}")
+
+
+def _print_measures(values: dict[str, float]) -> None:
+    from rich.table import Table
+
+    from vaelab.analysis.compare import measure_order
+    from vaelab.analysis.measures import describe, is_detail
+    from vaelab.report.build import fmt
+
+    table = Table("measure", "value", "what it is", box=None, header_style="bold")
+    for name in sorted(values, key=measure_order):
+        if not is_detail(name):
+            table.add_row(name, fmt(values[name]), describe(name)[0])
+    _console().print(table)
+
+
+@app.command()
+def compare(
+    folders: list[Path] = typer.Argument(..., help="study folders (results.json) and/or run directories (measures.json)"),
+    format: str = typer.Option("md", "--format", "-f", help="md, csv or json"),
+) -> None:
+    """One table of every measure across models: mean ± 95% CI over seeds, best per row in bold."""
+    from vaelab.analysis import compare as comparison
+
+    if format not in ("md", "csv", "json"):
+        fail(f"--format must be md, csv or json, not {format!r}")
+    typer.echo(comparison.render(comparison.aggregate(comparison.collect(folders)), format), nl=False)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ def tsne_map(codes: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.n
     """
     random_state = derive_seed(seed, "tsne") % (2**31)
     codes = np.ascontiguousarray(codes, dtype=np.float64)
+    perplexity = min(perplexity, max(2.0, (len(codes) - 1) / 3.0))  # t-SNE needs 3 * perplexity < n
     try:
         from openTSNE import TSNE
     except ImportError:  # the fallback: slower, same idea

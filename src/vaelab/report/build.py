@@ -16,7 +16,7 @@ from sklearn.metrics import silhouette_samples
 
 from vaelab.analysis import generate
 from vaelab.analysis.encode import Codes
-from vaelab.analysis.measures import describe, is_detail
+from vaelab.analysis.compare import comparison_rows
 from vaelab.data.registry import load_dataset
 from vaelab.experiments.thesis import MODELS, StudyPaths, load_results
 from vaelab.io import atomic_write
@@ -122,35 +122,6 @@ def _data_dir(study: dict):
     return first["config"]["data"].get("data_dir")
 
 
-def measure_rows(results: dict, detail: bool) -> list[dict]:
-    """Rows of the measure table: name, description, cells per model, which model is best."""
-    models = list(results["study"]["models"])
-    names = sorted({n for k in models for n in results["aggregate"][k]},
-                   key=lambda n: (list_order(n), n))
-    rows = []
-    for name in names:
-        if is_detail(name) != detail:
-            continue
-        description, direction = describe(name)
-        cells = {k: results["aggregate"][k].get(name) for k in models}
-        best = None
-        means = {k: c["mean"] for k, c in cells.items() if c and c["mean"] is not None}
-        if direction and len(means) > 1:
-            best = (max if direction > 0 else min)(means, key=means.get)
-        rows.append({"name": name, "description": description, "cells": cells, "best": best,
-                     "direction": direction})
-    return rows
-
-
-def list_order(name: str) -> int:
-    from vaelab.analysis.measures import MEASURE_INFO
-
-    order = list(MEASURE_INFO)
-    if name in order:
-        return order.index(name)
-    return len(order) + (0 if name.startswith("perturb") else 1)
-
-
 def render(results: dict, images: dict[str, str]) -> tuple[str, str]:
     """The HTML and Markdown reports (images given as src strings: data URIs or paths)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
@@ -163,8 +134,8 @@ def render(results: dict, images: dict[str, str]) -> tuple[str, str]:
         "r": results,
         "models": list(results["study"]["models"]),
         "labels": {k: MODELS.get(k, k) for k in results["study"]["models"]},
-        "rows": measure_rows(results, detail=False),
-        "detail_rows": measure_rows(results, detail=True),
+        "rows": comparison_rows(results["aggregate"], detail=False),
+        "detail_rows": comparison_rows(results["aggregate"], detail=True),
         "images": images,
     }
     return env.get_template("report.html.j2").render(**context), env.get_template("report.md.j2").render(**context)

@@ -1,0 +1,41 @@
+"""Wall time of each stage of `vaelab reproduce --profile quick` (mnist-5k, 3 seeds).
+
+Runs the study into a temporary folder and prints the seconds spent per stage
+(summed over seeds and models) and in total. Run:
+``.venv/bin/python bench/reproduce_time.py``
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from vaelab.experiments.thesis import reproduce
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        reproduce(Path(tmp) / "study", progress=False)
+        wall = time.perf_counter() - started
+        timings = json.loads((Path(tmp) / "study" / "timings.json").read_text())
+    stages: dict[str, float] = defaultdict(float)
+    for key, seconds in timings.items():
+        parts = key.split("/")
+        if parts[0] == "measure":
+            stages[f"  measure: {parts[1]}"] += seconds
+        elif parts[0] in ("train", "evaluate"):
+            stages[f"{parts[0]} {parts[1]}"] += seconds
+        else:
+            stages[parts[0]] += seconds
+    print(f"{'stage':<34}{'seconds':>9}")
+    for name in sorted(stages, key=lambda n: (n.startswith("  "), -stages[n])):
+        print(f"{name:<34}{stages[name]:>9.2f}")
+    print(f"{'total wall time (in process)':<34}{wall:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()

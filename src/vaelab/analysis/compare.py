@@ -1,0 +1,119 @@
+"""Compare models across run and study folders: one table of every measure, mean and 95% CI over seeds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from vaelab.analysis import stats
+from vaelab.analysis.evaluate import read_measures
+from vaelab.analysis.measures import MEASURE_INFO, describe, is_detail
+from vaelab.config import PRESETS
+from vaelab.errors import RunError
+from vaelab.io import read_json
+from vaelab.training.checkpoint import read_model_json
+
+
+def run_label(config) -> str:
+    """A short name for a run's model: its preset name where it matches one, else encoder/decoder/objective."""
+    model = config.model
+    for name, settings in PRESETS.items():
+        if all(getattr(model, key) == value for key, value in settings.items()):
+            label = name
+            break
+    else:
+        label = f"{model.encoder}/{model.decoder}/{model.objective}"
+    if model.objective == "vae" and model.beta != 1.0:
+        label += f" β={model.beta:g}"
+    return f"{label} ({config.data.name}, {config.train.epochs} ep)"
+
+
+def collect(folders: list[str | Path]) -> dict[str, dict[str, dict[str, float]]]:
+    """Measures per model label per seed from study folders (results.json) and run folders (measures.json)."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    studies = [Path(f) for f in folders if (Path(f) / "results.json").is_file()]
+    for folder in map(Path, folders):
+        if (folder / "results.json").is_file():
+            results = read_json(folder / "results.json")
+            for model, seeds in results["per_seed"].items():
+                label = model if len(studies) == 1 else f"{folder.name}:{model}"
+                table.setdefault(label, {}).update(seeds)
+        elif (folder / "model.json").is_file():
+            saved = read_measures(folder)
+            if saved is None:
+                raise RunError(f"{folder}: no measures.json: run `vaelab evaluate {folder}` first")
+            info = read_model_json(folder)
+            table.setdefault(run_label(info["config"]), {})[str(info["seed"])] = saved["measures"]
+        else:
+            raise RunError(f"{folder}: neither a study folder (results.json) nor a run directory (model.json)")
+    return table
+
+
+def aggregate(table: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict]]:
+    """Mean and 95% CI over seeds of every measure, per model label."""
+    result = {}
+    for label, seeds in table.items():
+        names = sorted({name for values in seeds.values() for name in values})
+        result[label] = {n: stats.mean_ci([seeds[s].get(n) for s in sorted(seeds)]) for n in names}
+    return result
+
+
+def measure_order(name: str) -> tuple[int, str]:
+    """Sort key: the catalogue's order, then perturbation sweeps, then the rest by name."""
+    order = list(MEASURE_INFO)
+    if name in order:
+        return (order.index(name), name)
+    return (len(order) + (0 if name.startswith("perturb") else 1), name)
+
+
+def comparison_rows(aggregated: dict[str, dict[str, dict]], detail: bool = False) -> list[dict[str, Any]]:
+    """Rows: measure name, description, direction, one cell per model, and the best model (if any)."""
+    models = list(aggregated)
+    names = sorted({n for m in models for n in aggregated[m]}, key=measure_order)
+    rows = []
+    for name in names:
+        if is_detail(name) != detail:
+            continue
+        description, direction = describe(name)
+        cells = {m: aggregated[m].get(name) for m in models}
+        means = {m: c["mean"] for m, c in cells.items() if c and c["mean"] is not None}
+        best = (max if direction > 0 else min)(means, key=means.get) if direction and len(means) > 1 else None
+        rows.append({"name": name, "description": description, "direction": direction, "cells": cells, "best": best})
+    return rows
+
+
+def _cell_text(cell: dict | None) -> str:
+    from vaelab.report.build import fmt_ci
+
+    return fmt_ci(cell) if cell else "—"
+
+
+def render(aggregated: dict[str, dict[str, dict]], fmt: str = "md") -> str:
+    """The comparison as a Markdown table (best per row in bold), CSV, or JSON."""
+    rows = comparison_rows(aggregated)
+    models = list(aggregated)
+    if fmt == "json":
+        return json.dumps({"models": models, "rows": rows}, indent=2)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["measure", *[f"{m} {part}" for m in models for part in ("mean", "ci", "n")], "best"])
+        for row in rows:
+            values = []
+            for m in models:
+                cell = row["cells"][m] or {"mean": None, "ci": None, "n": 0}
+                values += [cell["mean"], cell["ci"], cell["n"]]
+            writer.writerow([row["name"], *["" if v is None else v for v in values], row["best"] or ""])
+        return buffer.getvalue()
+    if fmt != "md":
+        raise ValueError(fmt)
+    lines = ["| measure | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for row in rows:
+        cells = [f"**{_cell_text(row['cells'][m])}**" if row["best"] == m else _cell_text(row["cells"][m])
+                 for m in models]
+        arrow = {1: " ↑", -1: " ↓"}.get(row["direction"], "")
+        lines.append(f"| {row['name']}{arrow} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,207 @@
+"""`vaelab reproduce` on a tiny data set: results, reuse, determinism, report, browser."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import silhouette_score
+
+from tests.conftest import check_report_in_browser, make_tiny_idx, run_cli
+from vaelab.experiments.thesis import MODELS, reproduce
+from vaelab.report.build import fmt
+
+SEEDS = 2
+
+
+def _study(root: Path, data: Path) -> dict:
+    return reproduce(root, dataset=f"idx:{data}", seeds=SEEDS, profile="quick", progress=False, epochs_scale=0.01)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_tiny_idx(tmp_path_factory.mktemp("data") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tiny_data) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("study")
+    return root, _study(root, tiny_data)
+
+
+def test_results_hold_every_model_seed_and_aggregate(study):
+    root, results = study
+    saved = json.loads((root / "results.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    assert list(saved["per_seed"]) == list(MODELS)
+    for model in MODELS:
+        assert sorted(saved["per_seed"][model]) == [str(s) for s in range(SEEDS)]
+        cell = saved["aggregate"][model]["silhouette"]
+        values = [saved["per_seed"][model][str(s)]["silhouette"] for s in range(SEEDS)]
+        assert cell["n"] == SEEDS and cell["mean"] == pytest.approx(np.mean(values)) and cell["ci"] > 0
+    assert saved["thesis_table_4_2"] == {"ae": 0.1475, "vae": 0.1117, "conv-vae": 0.1182}
+    assert "silhouette" in saved["finding"] and "AE - VAE" in saved["finding"]
+    pair = saved["paired"]["silhouette:ae-vae"]
+    diffs = [saved["per_seed"]["ae"][str(s)]["silhouette"] - saved["per_seed"]["vae"][str(s)]["silhouette"]
+             for s in range(SEEDS)]
+    assert pair["mean"] == pytest.approx(np.mean(diffs))
+
+
+def test_silhouette_in_results_equals_sklearn_on_the_saved_codes(study):
+    root, results = study
+    for model in MODELS:
+        for seed in range(SEEDS):
+            with np.load(root / "codes" / f"{model}-seed{seed}.npz") as codes:
+                assert ("logvar" in codes.files) == (model != "ae")
+                oracle = silhouette_score(codes["mean"].astype(np.float64), codes["labels"])
+            assert results["per_seed"][model][str(seed)]["silhouette"] == pytest.approx(oracle, abs=1e-12)
+
+
+def test_study_folder_layout(study):
+    root, _ = study
+    for name in ("results.json", "timings.json", "report.html", "report.md"):
+        assert (root / name).is_file(), name
+    figures = sorted(p.name for p in (root / "figures").glob("*.png"))
+    assert figures == sorted(["reconstructions.png", "centroids.png", "prior.png", "improved.png", "tsne.png",
+                              "silhouette.png", "perturbation.png", "perturbation_curve.png", "measures.png",
+                              "training.png"])
+    for model in MODELS:
+        for seed in range(SEEDS):
+            run = root / "runs" / f"{model}-seed{seed}"
+            assert json.loads((run / "model.json").read_text())["status"] == "finished"
+            assert (run / "measures.json").is_file()
+    assert not list(root.rglob("*.tmp")), "temporary files left behind"
+
+
+class _NumberSpans(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.found: list[tuple[str, str]] = []
+        self._key = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "span" and "data-key" in attrs:
+            self._key = attrs["data-key"]
+
+    def handle_data(self, data):
+        if self._key is not None:
+            self.found.append((self._key, data))
+            self._key = None
+
+
+def _lookup(results: dict, key: str):
+    head, _, rest = key.partition(".")
+    value = results[head]
+    # model names contain dashes and measure names dots (sigma 0.5): match the longest known key first
+    while rest:
+        match = max((k for k in value if rest == k or rest.startswith(k + ".")), key=len)
+        value, rest = value[match], rest[len(match) + 1:]
+    return value
+
+
+def test_every_number_in_the_report_equals_results_json(study):
+    root, results = study
+    parser = _NumberSpans()
+    parser.feed((root / "report.html").read_text())
+    assert len(parser.found) > 200
+    keys = {key for key, _ in parser.found}
+    for model in MODELS:
+        assert f"aggregate.{model}.silhouette.mean" in keys
+        for seed in range(SEEDS):
+            assert f"per_seed.{model}.{seed}.silhouette" in keys
+    for key, text in parser.found:
+        assert text == fmt(_lookup(results, key)), key
+    markdown = (root / "report.md").read_text()
+    assert results["finding"] in markdown
+    assert fmt(results["aggregate"]["vae"]["silhouette"]["mean"]) in markdown
+
+
+def test_report_is_self_contained(study):
+    root, _ = study
+    html = (root / "report.html").read_text()
+    sources = re.findall(r'<img src="([^"]{0,30})', html)
+    assert len(sources) == 10 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in html and "https://" not in html
+
+
+def test_second_run_reuses_everything_and_gives_identical_results(study, tiny_data):
+    root, _ = study
+    checkpoints = {p: p.stat().st_mtime_ns for p in root.rglob("checkpoint.safetensors")}
+    measures = {p: p.stat().st_mtime_ns for p in root.rglob("measures.json")}
+    before = (root / "results.json").read_bytes()
+    _study(root, tiny_data)
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("checkpoint.safetensors")} == checkpoints
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("measures.json")} == measures
+    assert (root / "results.json").read_bytes() == before
+
+
+def test_missing_pieces_are_redone_alone(study, tiny_data):
+    root, _ = study
+    before = (root / "results.json").read_bytes()
+    (root / "codes" / "vae-seed1.npz").unlink()
+    kept = root / "runs" / "ae-seed0" / "measures.json"
+    kept_mtime = kept.stat().st_mtime_ns
+    _study(root, tiny_data)
+    assert (root / "codes" / "vae-seed1.npz").is_file()
+    assert kept.stat().st_mtime_ns == kept_mtime
+    assert (root / "results.json").read_bytes() == before
+
+
+def test_two_studies_with_the_same_seeds_give_identical_results(study, tiny_data, tmp_path):
+    root, _ = study
+    _study(tmp_path / "again", tiny_data)
+    assert (tmp_path / "again" / "results.json").read_bytes() == (root / "results.json").read_bytes()
+
+
+def test_report_command_redraws_without_training(study):
+    root, _ = study
+    checkpoints = {p: p.stat().st_mtime_ns for p in root.rglob("*.safetensors")}
+    html_before = (root / "report.html").read_text()
+    for figure in (root / "figures").glob("*.png"):
+        figure.unlink()
+    (root / "report.html").unlink()
+    result = run_cli("report", str(root))
+    assert result.returncode == 0, result.stderr
+    assert "report.html" in result.stdout
+    assert (root / "report.html").read_text() == html_before
+    assert len(list((root / "figures").glob("*.png"))) == 10
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.safetensors")} == checkpoints
+
+
+def test_report_command_on_a_folder_without_results(tmp_path):
+    result = run_cli("report", str(tmp_path))
+    assert result.returncode == 2 and "no results.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compare_marks_the_best_model_per_row(study):
+    root, results = study
+    result = run_cli("compare", str(root))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "| measure | ae | vae | conv-vae | convenc-vae |"
+    row = next(line for line in lines if line.startswith("| silhouette ↑"))
+    means = {m: results["aggregate"][m]["silhouette"]["mean"] for m in MODELS}
+    best = max(means, key=means.get)
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    assert cells[list(MODELS).index(best)].startswith("**")
+    csv_out = run_cli("compare", str(root), "--format", "csv").stdout
+    assert csv_out.splitlines()[0].startswith("measure,ae mean,ae ci,ae n,")
+    as_json = json.loads(run_cli("compare", str(root), "--format", "json").stdout)
+    assert as_json["models"] == list(MODELS)
+
+
+def test_report_renders_every_figure_in_a_real_browser(study, tmp_path):
+    root, _ = study
+    seen = check_report_in_browser(root / "report.html", tmp_path / "report.png")
+    assert len(seen["images"]) == 10
+    for image in seen["images"]:
+        assert image["complete"] and image["width"] > 100, image
+        assert image["spread"] > 100, f"{image['alt']} looks blank"
+    assert seen["failed_requests"] == []
+    assert "latent space" in seen["title"]
+    assert (tmp_path / "report.png").stat().st_size > 50_000

@@ -1,0 +1,28 @@
+"""The README's main job, end to end: `vaelab reproduce` with its defaults (quick profile, mnist-5k, 3 seeds)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import check_report_in_browser, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_reproduce_quick_profile_from_the_cli(tmp_path):
+    out = tmp_path / "results"
+    result = run_cli("reproduce", "--out", str(out), "--quiet", timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert "thesis" in result.stdout and "silhouette" in result.stdout
+    assert f"report: {out / 'report.html'}" in result.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["study"]["dataset"] == "mnist-5k" and results["study"]["seeds"] == [0, 1, 2]
+    for model in ("ae", "vae", "conv-vae", "convenc-vae"):
+        agg = results["aggregate"][model]
+        assert agg["knn5_accuracy"]["mean"] > 0.7, model  # real digits, really learned
+        assert agg["silhouette"]["n"] == 3
+    assert results["aggregate"]["vae"]["nll_iwae_binarized"]["mean"] < 200
+    seen = check_report_in_browser(out / "report.html", tmp_path / "report.png")
+    assert all(img["complete"] and img["spread"] > 100 for img in seen["images"])

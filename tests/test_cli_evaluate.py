@@ -1,0 +1,69 @@
+"""`vaelab evaluate` and `vaelab compare` on real runs, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sklearn.metrics import silhouette_score
+
+from tests.conftest import run_cli
+from vaelab.analysis.encode import Codes
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for model, seed in (("vae", 0), ("vae", 1), ("ae", 0)):
+        result = run_cli("train", "--model", model, "--epochs", "1", "--seed", str(seed), "--quiet",
+                         "--out", str(root / f"{model}-{seed}"))
+        assert result.returncode == 0, result.stderr
+    return root
+
+
+def test_evaluate_writes_measures_and_prints_a_table(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run = trained / "vae-0"
+    result = run_cli("evaluate", str(run), "--iwae-k", "20", "--iwae-examples", "50")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((run / "measures.json").read_text())
+    values = saved["measures"]
+    for name in ("silhouette", "knn5_accuracy", "linear_probe_accuracy", "kmeans_accuracy", "tsne_trustworthiness",
+                 "active_units", "nll_iwae_binarized", "prior_fd", "prior_label_entropy", "perturb_accuracy_s1"):
+        assert name in values and f"{name} " in result.stdout
+    assert saved["classifier"]["extractor"] == "conv16-conv32-fc128"
+    assert saved["settings"]["iwae_k"] == 20 and values["iwae_examples"] == 50
+    assert values["nll_iwae_binarized"] <= values["neg_elbo_binarized"] + 1.0  # the IWAE bound is tighter
+    run_cli("encode", str(run), "--out", str(tmp_path / "codes.npz"))
+    codes = Codes.load(tmp_path / "codes.npz")
+    assert values["silhouette"] == pytest.approx(silhouette_score(codes.mean.astype("float64"), codes.labels))
+    assert list((tmp_path / "cache" / "vaelab" / "classifiers").iterdir()), "the classifier is cached"
+
+
+def test_evaluate_selected_groups_on_an_ae(trained):
+    result = run_cli("evaluate", str(trained / "ae-0"), "--measures", "separation,health")
+    assert result.returncode == 0, result.stderr
+    values = json.loads((trained / "ae-0" / "measures.json").read_text())["measures"]
+    assert "silhouette" in values and "recon_bce" in values
+    assert "knn5_accuracy" not in values and "kl_total" not in values  # an AE has no KL
+
+
+def test_evaluate_rejects_unknown_groups(trained):
+    result = run_cli("evaluate", str(trained / "ae-0"), "--measures", "silhouette")
+    assert result.returncode == 2 and "unknown measure group(s) silhouette" in result.stderr
+
+
+def test_compare_runs_groups_seeds_of_the_same_model(trained):
+    for name in ("vae-0", "vae-1", "ae-0"):
+        assert run_cli("evaluate", str(trained / name), "--measures", "separation").returncode == 0
+    result = run_cli("compare", *(str(trained / n) for n in ("vae-0", "vae-1", "ae-0")))
+    assert result.returncode == 0, result.stderr
+    header = result.stdout.splitlines()[0]
+    assert header == "| measure | vae (mnist-5k, 1 ep) | ae (mnist-5k, 1 ep) |"
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| silhouette"))
+    assert "±" in row.split("|")[2]  # two seeds of the VAE: an interval
+
+
+def test_compare_needs_measures(tmp_path, trained):
+    result = run_cli("compare", str(tmp_path))
+    assert result.returncode == 2 and "neither a study folder" in result.stderr
