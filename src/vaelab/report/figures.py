@@ -90,7 +90,7 @@ def silhouette_plots(values: dict[str, tuple[np.ndarray, np.ndarray, float]], cl
         ax.set_title(f"{label}\nmean {mean:.4f}", fontsize=10)
         ax.set_yticks([])
         ax.set_xlabel("silhouette")
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title, fontsize=11, y=1.04)  # above the two-line panel titles
     return _save(fig, path)
 
 
