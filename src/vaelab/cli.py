@@ -241,7 +241,8 @@ def main() -> None:
         typer.echo(f"error: {error}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: finished epochs are saved; continue with `vaelab train --resume DIR`", err=True)
+        typer.echo("interrupted: finished work is saved; run the same command again to continue "
+                   "(for `vaelab train`: `vaelab train --resume DIR`)", err=True)
         sys.exit(130)
 
 

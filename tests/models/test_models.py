@@ -133,3 +133,12 @@ def test_building_a_model_does_not_touch_the_global_rng():
     torch.manual_seed(123)
     build_model(ModelConfig(), 0)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_conv_parts_refuse_images_that_are_not_28x28():
+    from vaelab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="images are 32x32: use --encoder mlp --decoder mlp"):
+        build_model(ModelConfig(encoder="conv", decoder="mlp"), 0, image_shape=(1, 32, 32))
+    model = build_model(ModelConfig(encoder="mlp", decoder="mlp", hidden=8, latent=2), 0, image_shape=(1, 32, 32))
+    assert model.decode(torch.zeros(1, 2)).shape == (1, 1, 32, 32)

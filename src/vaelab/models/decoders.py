@@ -41,9 +41,7 @@ class ConvDecoder(nn.Module):
     def __init__(self, latent: int, hidden: int = 512, negative_slope: float = 0.3,
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
-        del hidden  # the convolutional decoder's width is fixed by the thesis
-        if image_shape[1:] != (28, 28):
-            raise ValueError(f"the conv decoder is built for 28x28 images, got {image_shape[1:]}")
+        del hidden  # the convolutional decoder's width is fixed by the thesis (28x28 output: see LatentModel)
         s = negative_slope
         self.net = nn.Sequential(
             nn.Unflatten(1, (latent, 1, 1)),

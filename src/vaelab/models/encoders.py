@@ -49,9 +49,7 @@ class ConvEncoder(nn.Module):
     def __init__(self, latent: int, hidden: int = 512, stochastic: bool = True,
                  negative_slope: float = 0.3, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
-        del hidden  # the convolutional encoder's width is fixed by the thesis
-        if image_shape[1:] != (28, 28):
-            raise ValueError(f"the conv encoder is built for 28x28 images, got {image_shape[1:]}")
+        del hidden  # the convolutional encoder's width is fixed by the thesis (28x28 input: see LatentModel)
         s = negative_slope
         self.trunk = nn.Sequential(
             *_conv(image_shape[0], 32, 5, 1, True, s),

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from vaelab.config import ModelConfig
+from vaelab.errors import ConfigError
 from vaelab.models.decoders import DECODERS
 from vaelab.models.encoders import ENCODERS
 from vaelab.models.objectives import make_objective
@@ -23,6 +24,9 @@ class LatentModel(nn.Module):
         super().__init__()
         self.config = config
         self.image_shape = tuple(image_shape)
+        if "conv" in (config.encoder, config.decoder) and self.image_shape[1:] != (28, 28):
+            raise ConfigError(f"the conv encoder/decoder are the thesis's 28x28 architectures, but the images are "
+                              f"{self.image_shape[1]}x{self.image_shape[2]}: use --encoder mlp --decoder mlp")
         self.objective = make_objective(config.objective, config.beta)
         self.encoder = ENCODERS[config.encoder](
             config.latent, config.hidden, self.objective.stochastic, config.negative_slope, self.image_shape
