@@ -32,11 +32,13 @@ def log_normal_diag(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -
 @torch.no_grad()
 def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
                         log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                        k: int, generator: torch.Generator, chunk: int = 20000) -> torch.Tensor:
+                        k: int, generator: torch.Generator, chunk: int = 4096) -> torch.Tensor:
     """Importance-sampled log p(x) per example, with proposal q = N(mean, exp(logvar)).
 
     ``log_likelihood(x_rep, z)`` returns log p(x|z) for rows of repeated
     examples and their samples. The prior is N(0, I). Computed in float64.
+    At most ``chunk`` (example, sample) rows are decoded at once: with k = 1000
+    and the conv decoder, larger chunks cost gigabytes of activations.
     """
     mean, logvar = mean.double(), logvar.double()
     n, d = mean.shape
