@@ -205,3 +205,18 @@ def test_report_renders_every_figure_in_a_real_browser(study, tmp_path):
     assert seen["failed_requests"] == []
     assert "latent space" in seen["title"]
     assert (tmp_path / "report.png").stat().st_size > 50_000
+
+
+@pytest.mark.parametrize("mean,ci,verdict", [
+    (0.03, 0.01, "The thesis's finding holds: the AE's codes separate the classes better"),
+    (-0.03, 0.01, "does not hold here: the VAE's codes separate the classes better"),
+    (0.005, 0.01, "holds in its weaker form"),
+    (0.005, None, "With one seed the comparison has no interval"),
+])
+def test_finding_sentence_follows_the_paired_interval(mean, ci, verdict):
+    from vaelab.experiments.thesis import finding
+
+    table = {"ae": {"silhouette": {"mean": 0.12}}, "vae": {"silhouette": {"mean": 0.12 - mean}}}
+    sentence = finding(table, {"mean": mean, "ci": ci, "n": 3 if ci else 1})
+    assert verdict in sentence and f"AE - VAE = {mean:+.4f}" in sentence
+    assert ("95% CI" in sentence) == (ci is not None)

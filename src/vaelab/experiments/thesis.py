@@ -282,7 +282,7 @@ def finding(table: dict[str, dict[str, dict]], difference: dict) -> str:
     """One sentence: does the thesis's finding (the VAE does not separate classes better than the AE) hold?"""
     ae, vae = table["ae"]["silhouette"]["mean"], table["vae"]["silhouette"]["mean"]
     mean, ci = difference["mean"], difference["ci"]
-    interval = f"AE - VAE = {mean:+.4f}" + (f" ± {ci:.4f}" if ci is not None else " (one seed: no interval)")
+    interval = f"AE - VAE = {mean:+.4f}" + (f" ± {ci:.4f}, 95% CI over seeds" if ci is not None else "")
     if ci is not None and mean - ci > 0:
         verdict = "The thesis's finding holds: the AE's codes separate the classes better than the VAE's"
     elif ci is not None and mean + ci < 0:
@@ -293,7 +293,7 @@ def finding(table: dict[str, dict[str, dict]], difference: dict) -> str:
     else:
         verdict = ("The thesis's finding holds in its weaker form: the VAE does not separate the classes "
                    "better than the AE (the difference is within the seeds' noise)")
-    return f"{verdict} (silhouette {ae:.4f} vs {vae:.4f}; paired {interval}, 95% CI over seeds)."
+    return f"{verdict} (silhouette {ae:.4f} vs {vae:.4f}; paired {interval})."
 
 
 class _StudyProgress:
