@@ -104,3 +104,10 @@ def test_corrupt_idx_file_is_named_in_the_error(tmp_path, tiny_idx_folder):
 
 def test_resume_rejects_options_that_would_change_the_run(tmp_path):
     _one_line_error(run_cli("train", "--resume", str(tmp_path), "--lr", "0.1"), "only --epochs")
+
+
+def test_default_run_directory_is_named_after_model_data_and_seed(tmp_path, tiny_idx_folder):
+    result = run_cli("train", "--model", "ae", "--epochs", "1", "--seed", "4", "--dataset", f"idx:{tiny_idx_folder}",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "runs" / "ae-idx-tiny-seed4" / "model.json").is_file()

@@ -58,9 +58,11 @@ def train(model: str | None = "vae", *, out: str | Path | None = None, config_fi
 
 
 def default_run_dir(model: str | None, config: RunConfig) -> Path:
-    """``runs/<model>-<dataset>-seed<k>`` (the data set name made path-safe)."""
+    """``runs/<model>-<dataset>-seed<k>``; an ``idx:PATH`` data set is named after its folder."""
     name = model or f"{config.model.encoder}-{config.model.decoder}-{config.model.objective}"
-    dataset = config.data.name.replace("idx:", "idx-").replace("/", "_").strip("._") or "data"
+    dataset = config.data.name
+    if dataset.startswith("idx:"):
+        dataset = "idx-" + (Path(dataset[4:]).expanduser().resolve().name or "data")
     return Path("runs") / f"{name}-{dataset}-seed{config.train.seed}"
 
 
