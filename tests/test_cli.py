@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 def test_help_lists_every_command():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("datasets", "train", "encode"):
+    for command in ("datasets", "train", "encode", "reproduce", "report", "evaluate", "compare"):
         assert command in result.stdout
 
 
@@ -111,3 +111,15 @@ def test_default_run_directory_is_named_after_model_data_and_seed(tmp_path, tiny
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "runs" / "ae-idx-tiny-seed4" / "model.json").is_file()
+
+
+def test_reproduce_rejects_bad_profile_and_seeds(tmp_path):
+    _one_line_error(run_cli("reproduce", "--profile", "huge", "--out", str(tmp_path / "o")), "unknown profile 'huge'")
+    _one_line_error(run_cli("reproduce", "--seeds", "0", "--out", str(tmp_path / "o")), "--seeds must be between 1")
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_study_command_has_help():
+    for command in ("reproduce", "report", "evaluate", "compare"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "Usage:" in result.stdout, command

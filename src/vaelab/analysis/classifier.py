@@ -37,6 +37,7 @@ class DigitClassifier(nn.Module):
         self.head = nn.Linear(128, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits of images (N, 1, 28, 28)."""
         return self.head(self.body(x))
 
     @torch.no_grad()

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from vaelab.errors import RunError
+from vaelab.models.registry import INFERENCE_BATCH
 from vaelab.io import atomic_path
 
-ENCODE_BATCH = 128  # as EVAL_BATCH: conv layers run fastest on CPU in batches of ~128
 
 
 @dataclass
@@ -49,8 +49,8 @@ def encode_images(model, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray |
     """Posterior means and log-variances of ``images`` (float (N, 1, H, W)), in batches."""
     model.eval()
     means, logvars = [], []
-    for start in range(0, len(images), ENCODE_BATCH):
-        mean, logvar = model.encode(images[start:start + ENCODE_BATCH])
+    for start in range(0, len(images), INFERENCE_BATCH):
+        mean, logvar = model.encode(images[start:start + INFERENCE_BATCH])
         means.append(mean.float())
         if logvar is not None:
             logvars.append(logvar.float())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vaelab.models.registry import INFERENCE_BATCH
 from vaelab.seeding import torch_generator
 
 
@@ -19,7 +20,7 @@ def class_centroids(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def decode(model, z: torch.Tensor | np.ndarray, batch: int = 256) -> np.ndarray:
+def decode(model, z: torch.Tensor | np.ndarray, batch: int = INFERENCE_BATCH) -> np.ndarray:
     """Decoded images (N, H, W) in [0, 1] for codes ``z``."""
     z = torch.as_tensor(np.asarray(z, dtype=np.float32))
     model.eval()

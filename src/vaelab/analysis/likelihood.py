@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from vaelab.models.objectives import bce_per_example, kl_per_dimension
+from vaelab.models.registry import INFERENCE_BATCH
 from vaelab.seeding import torch_generator
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -59,12 +60,18 @@ def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tenso
 
 
 def bernoulli_log_likelihood(model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """log p(x|z) of a model's Bernoulli decoder: minus the BCE of its logits."""
-    return lambda x, z: -bce_per_example(model.decode(z.float()), x)
+    """log p(x|z) of a model's Bernoulli decoder: minus the BCE of its logits (decoded in small batches)."""
+
+    def log_likelihood(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        z = z.float()
+        return torch.cat([-bce_per_example(model.decode(z[i:i + INFERENCE_BATCH]), x[i:i + INFERENCE_BATCH])
+                          for i in range(0, len(z), INFERENCE_BATCH)])
+
+    return log_likelihood
 
 
 @torch.no_grad()
-def reconstruction_errors(model, images: torch.Tensor, batch: int = 128) -> dict[str, float]:
+def reconstruction_errors(model, images: torch.Tensor, batch: int = INFERENCE_BATCH) -> dict[str, float]:
     """BCE (nats, summed over pixels) and MSE (per pixel) of the posterior-mean reconstructions."""
     bce, mse = 0.0, 0.0
     for start in range(0, len(images), batch):
@@ -92,8 +99,8 @@ def likelihood_measures(model, images: torch.Tensor, seed: int, k: int = 1000,
     noise = torch_generator(seed, "elbo-noise")
     iwae_noise = torch_generator(seed, "iwae-noise")
     log_lik = bernoulli_log_likelihood(model)
-    for start in range(0, len(binary), 128):
-        x = binary[start:start + 128]
+    for start in range(0, len(binary), INFERENCE_BATCH):
+        x = binary[start:start + INFERENCE_BATCH]
         mean, logvar = model.encode(x)
         z = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=noise)
         kl = kl_per_dimension(mean, logvar).sum(1)

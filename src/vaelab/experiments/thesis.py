@@ -91,27 +91,34 @@ class StudyPaths:
     root: Path
 
     def run(self, model: str, seed: int) -> Path:
+        """The run directory of a model and seed."""
         return self.root / "runs" / f"{model}-seed{seed}"
 
     def codes(self, model: str, seed: int) -> Path:
+        """The NPZ of a run's test codes."""
         return self.root / "codes" / f"{model}-seed{seed}.npz"
 
     def map(self, model: str, seed: int) -> Path:
+        """The NPZ of a run's t-SNE map."""
         return self.root / "maps" / f"{model}-seed{seed}.npz"
 
     def classifier(self, seed: int) -> Path:
+        """The feature-extractor classifier of a seed."""
         return self.root / "classifiers" / f"seed{seed}"
 
     @property
     def results(self) -> Path:
+        """``results.json``."""
         return self.root / "results.json"
 
     @property
     def timings(self) -> Path:
+        """``timings.json``."""
         return self.root / "timings.json"
 
     @property
     def figures(self) -> Path:
+        """The folder of PNG figures."""
         return self.root / "figures"
 
 
@@ -126,6 +133,7 @@ class StudyPlan:
     data_dir: str | None = None
 
     def summary(self) -> dict[str, Any]:
+        """The plan as stored in ``results.json`` under ``study``."""
         return {
             "dataset": self.dataset,
             "profile": self.profile.name,

@@ -24,6 +24,7 @@ class MLPDecoder(nn.Module):
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes (B, latent) -> pixel logits (B, C, H, W)."""
         return self.net(z).view(-1, *self.image_shape)
 
 
@@ -55,6 +56,7 @@ class ConvDecoder(nn.Module):
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes (B, latent) -> pixel logits (B, C, H, W)."""
         return self.net(z)
 
 

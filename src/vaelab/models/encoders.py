@@ -21,6 +21,7 @@ class _Heads(nn.Module):
         self.logvar = nn.Linear(features, latent) if stochastic else None
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(mean, logvar)`` of features ``h``; ``logvar`` is None for a deterministic encoder."""
         return self.mean(h), (self.logvar(h) if self.logvar is not None else None)
 
 
@@ -35,6 +36,7 @@ class MLPEncoder(nn.Module):
         self.heads = _Heads(hidden, latent, stochastic)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images (B, C, 28, 28) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
         return self.heads(self.trunk(x))
 
 
@@ -62,6 +64,7 @@ class ConvEncoder(nn.Module):
         self.heads = _Heads(128, latent, stochastic)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images (B, C, 28, 28) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
         return self.heads(self.trunk(x))
 
 

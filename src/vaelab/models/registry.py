@@ -12,6 +12,10 @@ from vaelab.models.encoders import ENCODERS
 from vaelab.models.objectives import make_objective
 from vaelab.seeding import seeded_torch
 
+# Batch size for inference (evaluation, encoding, decoding). Conv layers on CPU are
+# memory-bound in large batches: 128 runs 2-3x faster than 1000 or 4096 (measured here).
+INFERENCE_BATCH = 128
+
 
 class LatentModel(nn.Module):
     """An encoder and a decoder trained by an objective.

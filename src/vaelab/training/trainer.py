@@ -21,11 +21,10 @@ import torch
 from vaelab.config import RunConfig
 from vaelab.data.registry import Dataset, load_dataset, to_tensor
 from vaelab.errors import RunError, TrainingDiverged
-from vaelab.models.registry import LatentModel, build_model
+from vaelab.models.registry import INFERENCE_BATCH, LatentModel, build_model
 from vaelab.training import checkpoint as ckpt
 from vaelab.seeding import torch_generator
 
-EVAL_BATCH = 128  # large conv batches are memory-bound on CPU: 128 is 2x faster than 1000
 
 
 @dataclass
@@ -78,8 +77,8 @@ def evaluate_loss(model: LatentModel, images: torch.Tensor, config: RunConfig) -
     noise = torch_generator(config.train.seed, "test-noise")
     targets = prepare_targets(images, config, torch_generator(config.train.seed, "test-binarize"))
     sums: dict[str, float] = {}
-    for start in range(0, len(images), EVAL_BATCH):
-        batch = targets[start:start + EVAL_BATCH]
+    for start in range(0, len(images), INFERENCE_BATCH):
+        batch = targets[start:start + INFERENCE_BATCH]
         with autocast_context(config.train.precision):
             terms = model.objective(model, batch, batch, noise)
         for key, value in terms.items():
