@@ -37,6 +37,27 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+TEMP_PATTERN = ".*.tmp"  # what atomic_path names its temporary files
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, recursive: bool = True) -> int:
+    """Delete temporary files that a killed process left behind in ``folder``; return how many.
+
+    Only names made by :func:`atomic_path` match. Call it when (re)starting
+    work in a folder that no other process is writing to.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    found = folder.rglob(TEMP_PATTERN) if recursive else folder.glob(TEMP_PATTERN)
+    removed = 0
+    for path in found:
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -220,3 +220,29 @@ def test_finding_sentence_follows_the_paired_interval(mean, ci, verdict):
     sentence = finding(table, {"mean": mean, "ci": ci, "n": 3 if ci else 1})
     assert verdict in sentence and f"AE - VAE = {mean:+.4f}" in sentence
     assert ("95% CI" in sentence) == (ci is not None)
+
+
+@pytest.mark.parametrize("kill_when", ["runs/vae-seed0/model.json", "codes/ae-seed1.npz"])
+def test_a_killed_study_resumes_to_the_same_results(study, tiny_data, tmp_path, kill_when):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root, _ = study
+    out = tmp_path / "killed"
+    script = ("import sys; from vaelab.experiments.thesis import reproduce; "
+              f"reproduce(sys.argv[1], dataset=sys.argv[2], seeds={SEEDS}, progress=False, epochs_scale=0.01)")
+    command = [sys.executable, "-c", script, str(out), f"idx:{tiny_data}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / kill_when).exists() and time.time() < deadline:  # kill mid-training / mid-evaluation
+        time.sleep(0.002)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "results.json").exists(), "the study finished before it could be killed"
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    assert (out / "results.json").read_bytes() == (root / "results.json").read_bytes()
+    assert not list(out.rglob("*.tmp"))

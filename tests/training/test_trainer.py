@@ -107,6 +107,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, kill_after_e
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_weights(reference, victim)
+    assert not list(victim.glob(".*.tmp")), "temporary files of the killed run are left"
     rows = (victim / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
 

@@ -34,7 +34,7 @@ from vaelab.analysis.evaluate import GROUPS, EvalSettings, evaluate, make_refere
 from vaelab.config import RunConfig, build_config, preset
 from vaelab.data.registry import Dataset, load_dataset
 from vaelab.errors import ConfigError, RunError
-from vaelab.io import atomic_path, read_json, write_json
+from vaelab.io import atomic_path, read_json, remove_stale_temporaries, write_json
 from vaelab.training import checkpoint as ckpt
 from vaelab.training.trainer import fit, load_run
 
@@ -201,6 +201,7 @@ def reproduce(out: str | Path, *, dataset: str | None = None, seeds: int = 3, pr
     plan = plan_study(dataset, seeds, profile, data_dir, epochs_scale)
     paths = StudyPaths(Path(out))
     paths.root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(paths.root)  # debris of a killed earlier run
     timings: dict[str, float] = {}
     per_seed: dict[str, dict[str, dict[str, float]]] = {key: {} for key in plan.models}
     classifiers: dict[str, dict] = {}

@@ -21,6 +21,7 @@ import torch
 from vaelab.config import RunConfig
 from vaelab.data.registry import Dataset, load_dataset, to_tensor
 from vaelab.errors import RunError, TrainingDiverged
+from vaelab.io import remove_stale_temporaries
 from vaelab.models.registry import INFERENCE_BATCH, LatentModel, build_model
 from vaelab.training import checkpoint as ckpt
 from vaelab.seeding import torch_generator
@@ -132,6 +133,8 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
     optimizer = make_optimizer(model, config)
     history: list[dict[str, Any]] = []
     start_epoch = 0
+    if resume:
+        remove_stale_temporaries(run_dir, recursive=False)  # debris of the killed run
     if resume and (run_dir / ckpt.CHECKPOINT).exists():
         state = ckpt.load_checkpoint(run_dir)
         model.load_state_dict(state.model_state)
