@@ -31,9 +31,9 @@ def make_config(model: str | None = None, *, config_file: str | Path | None = No
                 "model": ("encoder", "decoder", "objective", "beta", "hidden", "latent", "negative_slope"),
                 "train": ("epochs", "batch_size", "lr", "seed", "precision")}
     overrides: dict[str, dict[str, Any]] = {}
-    if options.get("dataset") is not None:
-        overrides.setdefault("data", {})["name"] = options.pop("dataset")
-    options.pop("dataset", None)
+    dataset = options.pop("dataset", None)
+    if dataset is not None:
+        overrides["data"] = {"name": dataset}
     for section, keys in sections.items():
         for key in keys:
             value = options.pop(key, None)

@@ -49,7 +49,8 @@ def draw_figures(root: Path, results: dict) -> dict[str, Path]:
     seed = study["seeds"][0]
     data = load_dataset(study["dataset"], data_dir=_data_dir(study), seed=seed)
     names = data.class_names
-    models = {key: load_run(paths.run(key, seed)).model for key in study["models"]}
+    runs = {key: load_run(paths.run(key, seed)) for key in study["models"]}
+    models = {key: run.model for key, run in runs.items()}
     codes = {key: Codes.load(paths.codes(key, seed)) for key in study["models"]}
     label = {key: MODELS.get(key, key) for key in study["models"]}
     out = paths.figures
@@ -109,7 +110,7 @@ def draw_figures(root: Path, results: dict) -> dict[str, Path]:
     # training curves of the first seed
     curves = {}
     for key in study["models"]:
-        history = load_run(paths.run(key, seed)).history
+        history = runs[key].history
         x = np.array([row["epoch"] for row in history], dtype=float)
         curves[label[key]] = (x, np.array([row["test_recon"] for row in history]), np.zeros(len(x)))
     drawn["training"] = figures.curves(curves, out / "training.png", "Test reconstruction BCE per epoch (first seed)",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from vaelab.config import RunConfig, build_config
@@ -92,8 +92,6 @@ def load_checkpoint(run_dir: Path) -> Checkpoint:
     if not path.is_file():
         raise RunError(f"{run_dir}: no {CHECKPOINT}: the run has not finished an epoch yet; start it again")
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
         tensors = load_file(str(path))

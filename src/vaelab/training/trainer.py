@@ -10,6 +10,7 @@ uninterrupted run would, and ends with bit-identical weights.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -198,7 +199,5 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     history = []
     metrics = run_dir / ckpt.METRICS
     if metrics.exists():
-        import json
-
         history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     return TrainedRun(run_dir, config, model, info["dataset"], history)
