@@ -17,6 +17,13 @@ def test_help_lists_every_command():
         assert command in result.stdout
 
 
+def test_version():
+    from vaelab import __version__
+
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"vaelab {__version__}"
+
+
 def test_every_command_has_help():
     for command in ("datasets", "train", "encode"):
         result = run_cli(command, "--help")

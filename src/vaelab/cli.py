@@ -23,6 +23,20 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from vaelab import __version__
+
+        typer.echo(f"vaelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                        help="print the version and exit")) -> None:
+    """Train auto-encoders and VAEs and measure what their latent spaces learn."""
+
+
 def _console():
     from rich.console import Console
 
