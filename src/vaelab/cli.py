@@ -165,8 +165,7 @@ STUDY_COLUMNS = {"silhouette": "silhouette", "knn5_accuracy": "5-NN acc", "linea
 def _print_study_table(results: dict) -> None:
     from rich.table import Table
 
-    from vaelab.experiments.thesis import MODELS
-    from vaelab.report.build import fmt, fmt_ci
+    from vaelab.analysis.compare import fmt, fmt_ci
 
     table = Table("model", "thesis", *STUDY_COLUMNS.values(), box=None, header_style="bold",
                   title="mean ± 95% CI over seeds", title_justify="left")
@@ -223,9 +222,8 @@ def evaluate(
 def _print_measures(values: dict[str, float]) -> None:
     from rich.table import Table
 
-    from vaelab.analysis.compare import measure_order
+    from vaelab.analysis.compare import fmt, measure_order
     from vaelab.analysis.measures import describe, is_detail
-    from vaelab.report.build import fmt
 
     table = Table("measure", "value", "what it is", box=None, header_style="bold")
     for name in sorted(values, key=measure_order):

@@ -76,6 +76,15 @@ def write_json(target: str | os.PathLike, obj: Any) -> None:
     atomic_write(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def write_npz(target: str | os.PathLike, **arrays) -> None:
+    """Write NumPy arrays to an uncompressed NPZ, atomically (read back with ``allow_pickle=False``)."""
+    import numpy as np
+
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file."""
     with open(path, encoding="utf-8") as handle:

@@ -13,7 +13,7 @@ from sklearn.metrics import silhouette_score
 
 from tests.conftest import check_report_in_browser, make_tiny_idx, run_cli
 from vaelab.experiments.thesis import MODELS, reproduce
-from vaelab.report.build import fmt
+from vaelab.analysis.compare import fmt
 
 SEEDS = 2
 

@@ -85,9 +85,23 @@ def comparison_rows(aggregated: dict[str, dict[str, dict]], detail: bool = False
     return rows
 
 
-def _cell_text(cell: dict | None) -> str:
-    from vaelab.report.build import fmt_ci
+def fmt(value) -> str:
+    """How a number is shown in tables and reports (the report test parses it back)."""
+    if value is None:
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:.2f}"
+    return f"{value:.4f}"
 
+
+def fmt_ci(cell: dict) -> str:
+    """``mean ± ci`` of an aggregate cell (the mean alone when there is no interval)."""
+    if cell["ci"] is None:
+        return fmt(cell["mean"])
+    return f"{fmt(cell['mean'])} ± {fmt(cell['ci'])}"
+
+
+def _cell_text(cell: dict | None) -> str:
     return fmt_ci(cell) if cell else "—"
 
 

@@ -10,7 +10,7 @@ import torch
 
 from vaelab.errors import RunError
 from vaelab.models.registry import INFERENCE_BATCH
-from vaelab.io import atomic_path
+from vaelab.io import write_npz
 
 
 
@@ -27,9 +27,7 @@ class Codes:
         arrays = {"mean": self.mean, "labels": self.labels}
         if self.logvar is not None:
             arrays["logvar"] = self.logvar
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
+        write_npz(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "Codes":

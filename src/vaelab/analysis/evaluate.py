@@ -16,7 +16,7 @@ Groups (``vaelab evaluate --measures``):
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,6 @@ class Evaluation:
     test_codes: Codes
     tsne: np.ndarray | None = None
     tsne_index: np.ndarray | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_groups(text: str | None) -> tuple[str, ...]:

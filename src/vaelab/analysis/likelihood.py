@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import numpy as np
 import torch
 
-from vaelab.models.objectives import bce_per_example, kl_per_dimension
+from vaelab.models.objectives import bce_per_example, kl_per_dimension, reparameterize
 from vaelab.models.registry import INFERENCE_BATCH
 from vaelab.seeding import torch_generator
 
@@ -102,7 +101,7 @@ def likelihood_measures(model, images: torch.Tensor, seed: int, k: int = 1000,
     for start in range(0, len(binary), INFERENCE_BATCH):
         x = binary[start:start + INFERENCE_BATCH]
         mean, logvar = model.encode(x)
-        z = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=noise)
+        z = reparameterize(mean, logvar, noise)
         kl = kl_per_dimension(mean, logvar).sum(1)
         neg_elbo.append(bce_per_example(model.decode(z), x) + kl)
         nll.append(-iwae_log_likelihood(x, mean, logvar, log_lik, k, iwae_noise))

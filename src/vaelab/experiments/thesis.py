@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from vaelab import __version__
 from vaelab.analysis import stats
@@ -34,7 +33,7 @@ from vaelab.analysis.evaluate import GROUPS, EvalSettings, evaluate, make_refere
 from vaelab.config import RunConfig, build_config, preset
 from vaelab.data.registry import Dataset, load_dataset
 from vaelab.errors import ConfigError, RunError
-from vaelab.io import atomic_path, read_json, remove_stale_temporaries, write_json
+from vaelab.io import read_json, remove_stale_temporaries, write_json, write_npz
 from vaelab.training import checkpoint as ckpt
 from vaelab.training.trainer import fit, load_run
 
@@ -180,12 +179,14 @@ def train_or_reuse(config: RunConfig, run_dir: Path, data: Dataset, on_epoch: Ca
     return fit(config, run_dir, dataset=data, progress=False, on_epoch=on_epoch), False
 
 
-def evaluation_is_current(run_dir: Path, paths: StudyPaths, model: str, seed: int, settings: EvalSettings) -> bool:
-    """Whether the saved measures of a run were made with these settings and the files are there."""
+def current_measures(run_dir: Path, paths: StudyPaths, model: str, seed: int,
+                     settings: EvalSettings) -> dict[str, float] | None:
+    """A run's saved measures if they were made with these settings and its codes and map exist, else None."""
     saved = read_measures(run_dir)
-    return (saved is not None and saved.get("settings") == _jsonable(asdict(settings))
-            and saved.get("groups") == list(GROUPS)
-            and paths.codes(model, seed).is_file() and paths.map(model, seed).is_file())
+    current = (saved is not None and saved.get("settings") == _jsonable(asdict(settings))
+               and saved.get("groups") == list(GROUPS)
+               and paths.codes(model, seed).is_file() and paths.map(model, seed).is_file())
+    return saved["measures"] if current else None
 
 
 def _jsonable(obj):
@@ -231,14 +232,16 @@ def reproduce(out: str | Path, *, dataset: str | None = None, seeds: int = 3, pr
                 started = time.perf_counter()
                 bar.describe(f"measure {key} seed {seed}")
                 run_dir = paths.run(key, seed)
-                if not evaluation_is_current(run_dir, paths, key, seed, settings):
+                measured = current_measures(run_dir, paths, key, seed, settings)
+                if measured is None:
                     evaluation = evaluate(run.model, data, seed, GROUPS, settings, reference)
                     evaluation.test_codes.save(paths.codes(key, seed))
-                    _save_map(paths.map(key, seed), evaluation.tsne, evaluation.tsne_index)
+                    write_npz(paths.map(key, seed), tsne=evaluation.tsne, index=evaluation.tsne_index)
                     record = write_measures(run_dir, evaluation, GROUPS, settings, reference)
                     for name, seconds in record["timings"].items():
                         timings[f"measure/{name}/{key}/seed{seed}"] = seconds
-                per_seed[key][str(seed)] = read_measures(run_dir)["measures"]
+                    measured = _jsonable(record["measures"])  # as read back from JSON on a reuse
+                per_seed[key][str(seed)] = measured
                 timings[f"evaluate/{key}/seed{seed}"] = time.perf_counter() - started
                 bar.advance_eval()
 
@@ -253,12 +256,6 @@ def reproduce(out: str | Path, *, dataset: str | None = None, seeds: int = 3, pr
             timings.update(build_report(paths.root))
     write_json(paths.timings, {k: round(v, 4) for k, v in timings.items()})
     return results
-
-
-def _save_map(path: Path, embedding: np.ndarray, index: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, tsne=embedding, index=index)
 
 
 def aggregate(plan: StudyPlan, per_seed: dict[str, dict[str, dict[str, float]]],

@@ -16,7 +16,7 @@ from sklearn.metrics import silhouette_samples
 
 from vaelab.analysis import generate
 from vaelab.analysis.encode import Codes
-from vaelab.analysis.compare import comparison_rows
+from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci
 from vaelab.data.registry import load_dataset
 from vaelab.experiments.thesis import MODELS, StudyPaths, load_results
 from vaelab.io import atomic_write
@@ -24,22 +24,6 @@ from vaelab.report import figures
 from vaelab.training.trainer import load_run
 
 N_SHOWN = 10
-
-
-def fmt(value) -> str:
-    """How a number is shown in the reports (the browser test parses it back)."""
-    if value is None:
-        return "—"
-    if abs(value) >= 100:
-        return f"{value:.2f}"
-    return f"{value:.4f}"
-
-
-def fmt_ci(cell: dict) -> str:
-    """``mean ± ci`` of an aggregate cell."""
-    if cell["ci"] is None:
-        return fmt(cell["mean"])
-    return f"{fmt(cell['mean'])} ± {fmt(cell['ci'])}"
 
 
 def draw_figures(root: Path, results: dict) -> dict[str, Path]:
