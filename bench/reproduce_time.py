@@ -31,6 +31,13 @@ def main() -> None:
             stages[f"{parts[0]} {parts[1]}"] += seconds
         else:
             stages[parts[0]] += seconds
+    import torch
+
+    from vaelab.hardware import resolve
+
+    _, resolved = resolve("auto", "auto")
+    print(f"torch {torch.__version__}, CPU capability {resolved.cpu_capability}, {torch.get_num_threads()} threads, "
+          f"precision auto -> {resolved.precision}")
     print(f"{'stage':<34}{'seconds':>9}")
     for name in sorted(stages, key=lambda n: (n.startswith("  "), -stages[n])):
         print(f"{name:<34}{stages[name]:>9.2f}")

@@ -57,7 +57,7 @@ def time_once(kind, preset, precision, images, epochs, data):
             hand_loop_epoch(model, optimizer, images, config.train.batch_size, generator, precision)
     elif kind == "loop":
         for epoch in range(epochs):
-            train_epoch(model, optimizer, images, config, epoch)
+            train_epoch(model, optimizer, images, config, epoch, precision=precision)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
@@ -72,7 +72,8 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
     data = load_dataset("mnist-5k", seed=0)
     images = to_tensor(data.train_images)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(images)} images/epoch, batch 128,"
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"{torch.get_num_threads()} threads, {len(images)} images/epoch, batch 128,"
           f" median of {args.repeats}")
     print(f"{'model':<10}{'precision':<11}{'hand s/ep':>10}{'loop s/ep':>10}{'fit s/ep':>10}"
           f"{'loop/hand':>11}{'fit/hand':>10}")

@@ -129,3 +129,15 @@ def check_report_in_browser(report: Path, screenshot: Path) -> dict:
         title = page.title()
         context.close()
     return {"images": images, "failed_requests": failed_requests, "title": title}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: skip them, saying why, where torch sees none."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU: torch.cuda.is_available() is False on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

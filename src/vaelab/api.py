@@ -45,16 +45,18 @@ def make_config(model: str | None = None, *, config_file: str | Path | None = No
 
 
 def train(model: str | None = "vae", *, out: str | Path | None = None, config_file: str | Path | None = None,
-          resume: bool = False, progress: bool = False, **options: Any) -> TrainedRun:
+          resume: bool = False, progress: bool = False, device: str = "auto", **options: Any) -> TrainedRun:
     """Train a model and write its run directory.
 
     ``model`` is a preset (``ae``, ``vae``, ``conv-vae``, ``convenc-vae``) or
     None to take the model from ``config_file``/``options``. ``out`` defaults
-    to ``runs/<model>-<dataset>-seed<seed>``. Returns the :class:`TrainedRun`.
+    to ``runs/<model>-<dataset>-seed<seed>``. ``device``: ``auto`` (a CUDA GPU
+    if there is one), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. Returns the
+    :class:`TrainedRun`.
     """
     config = make_config(model, config_file=config_file, **options)
     run_dir = Path(out) if out is not None else default_run_dir(model, config)
-    return fit(config, run_dir, resume=resume, progress=progress)
+    return fit(config, run_dir, resume=resume, progress=progress, device=device)
 
 
 def default_run_dir(model: str | None, config: RunConfig) -> Path:
@@ -66,15 +68,18 @@ def default_run_dir(model: str | None, config: RunConfig) -> Path:
     return Path("runs") / f"{name}-{dataset}-seed{config.train.seed}"
 
 
-def load(run_dir: str | Path) -> TrainedRun:
-    """Load a trained run directory (model in eval mode, config, history)."""
-    return load_run(run_dir)
+def load(run_dir: str | Path, device: str = "auto") -> TrainedRun:
+    """Load a trained run directory (model in eval mode on ``device``, config, history)."""
+    return load_run(run_dir, device)
 
 
-def encode(run: TrainedRun | str | Path, split: str = "test") -> Codes:
-    """Encode a split (``test`` or ``train``) of the run's data set: mean, logvar, labels."""
+def encode(run: TrainedRun | str | Path, split: str = "test", device: str = "auto") -> Codes:
+    """Encode a split (``test`` or ``train``) of the run's data set: mean, logvar, labels.
+
+    ``device`` applies when ``run`` is a path; a loaded run encodes where its model is.
+    """
     if not isinstance(run, TrainedRun):
-        run = load_run(run)
+        run = load_run(run, device)
     data = run.load_data()
     if split == "test":
         return encode_split(run.model, data.test_images, data.test_labels)

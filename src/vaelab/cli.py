@@ -50,6 +50,35 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+DEVICE_OPTION = typer.Option("auto", "--device", help="auto (a CUDA GPU if there is one, else the CPU), cpu, "
+                                                     "cuda, cuda:N or mps")
+
+
+@app.command()
+def info() -> None:
+    """What this machine offers: torch, devices, CPU capability, what `auto` resolves to, threads, data sets."""
+    from vaelab import __version__
+    from vaelab.data.registry import list_datasets
+    from vaelab.hardware import info as hardware_info
+
+    facts = hardware_info()
+    lines = [
+        ("vaelab", __version__),
+        ("torch", facts["torch"]),
+        ("cpu capability", f"{facts['cpu_capability']} (native bf16: {'yes' if facts['cpu_native_bf16'] else 'no'})"),
+        ("cuda devices", ", ".join(facts["cuda_devices"]) or "none"),
+        ("mps", "yes" if facts["mps"] else "no"),
+        ("device auto", facts["auto_device"]),
+        ("precision auto", facts["auto_precision"]),
+        ("threads", f"{facts['threads']} (of {facts['cpu_count']} logical CPUs)"),
+    ]
+    for key, value in lines:
+        typer.echo(f"{key:<16}{value}")
+    typer.echo("data sets")
+    for row in list_datasets():
+        typer.echo(f"  {row['name']:<14}{row['available']}")
+
+
 @app.command()
 def datasets(data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder to look in first")) -> None:
     """List the data sets vaelab knows and where each would be loaded from."""
@@ -80,7 +109,9 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="batch size [128]"),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate [1e-3]"),
     seed: Optional[int] = typer.Option(None, help="the one seed behind all randomness [0]"),
-    precision: Optional[str] = typer.Option(None, help="fp32 or bf16 (CPU autocast) [fp32]"),
+    precision: Optional[str] = typer.Option(None, help="auto (bf16 only where the hardware runs it natively), "
+                                                   "fp32 or bf16 [auto]"),
+    device: str = DEVICE_OPTION,
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file with data/model/train sections"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory [runs/<model>-<dataset>-seed<k>]"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run in this directory"),
@@ -107,7 +138,7 @@ def train(
             model = "vae"
         run_config = api.make_config(model, config_file=config, **options)
         run_dir = out if out is not None else api.default_run_dir(model, run_config)
-    run = fit(run_config, run_dir, resume=resume is not None, progress=not quiet)
+    run = fit(run_config, run_dir, resume=resume is not None, progress=not quiet, device=device)
     _print_train_summary(run)
 
 
@@ -115,11 +146,11 @@ def _print_train_summary(run) -> None:
     last = run.history[-1] if run.history else {}
     terms = ", ".join(f"{k[5:]} {v:.2f}" for k, v in last.items() if k.startswith("test_") and k != "test_loss")
     seconds = sum(row["seconds"] for row in run.history)
-    cfg = run.config
+    cfg, hw = run.config, run.hardware
     typer.echo(
         f"trained {cfg.model.encoder}/{cfg.model.decoder} {cfg.model.objective} on {cfg.data.name}: "
-        f"{len(run.history)} epochs in {seconds:.1f} s, test loss {last.get('test_loss', float('nan')):.2f}"
-        f" ({terms}) -> {run.run_dir}"
+        f"{len(run.history)} epochs in {seconds:.1f} s ({hw.get('device', '?')}, {hw.get('precision', '?')}), "
+        f"test loss {last.get('test_loss', float('nan')):.2f} ({terms}) -> {run.run_dir}"
     )
 
 
@@ -128,13 +159,14 @@ def encode(
     run_dir: Path = typer.Argument(..., help="a trained run directory"),
     out: Path = typer.Option(..., "--out", "-o", help="where to write the codes (.npz)"),
     split: str = typer.Option("test", help="test or train"),
+    device: str = DEVICE_OPTION,
 ) -> None:
     """Encode a split of the run's data set; write mean, logvar (VAEs) and labels to an NPZ."""
     from vaelab import api
 
     if split not in ("test", "train"):
         fail(f"--split must be test or train, not {split!r}")
-    codes = api.encode(run_dir, split=split)
+    codes = api.encode(run_dir, split=split, device=device)
     codes.save(out)
     kinds = "mean, logvar, labels" if codes.logvar is not None else "mean, labels"
     typer.echo(f"wrote {len(codes.labels)} {split} codes ({codes.mean.shape[1]} dims: {kinds}) -> {out}")
@@ -144,15 +176,17 @@ def encode(
 def reproduce(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="data set [quick: mnist-5k, full: mnist]"),
     seeds: int = typer.Option(3, help="number of seeds (0, 1, ...); statistics are over seeds"),
-    profile: str = typer.Option("quick", help="quick (~3 min, mnist-5k) or full (thesis-scale, hours)"),
+    profile: str = typer.Option("quick", help="quick (minutes, mnist-5k) or full (thesis-scale, hours)"),
     out: Path = typer.Option(Path("results"), "--out", "-o", help="output folder; reused runs are skipped"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder holding mnist/fashion-mnist IDX files"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+    device: str = DEVICE_OPTION,
 ) -> None:
     """Re-run the thesis study (AE, VAE, conv VAE, conv-encoder VAE) over seeds; write results and a report."""
     from vaelab.experiments.thesis import reproduce as run_study
 
-    results = run_study(out, dataset=dataset, seeds=seeds, profile=profile, data_dir=data_dir, progress=not quiet)
+    results = run_study(out, dataset=dataset, seeds=seeds, profile=profile, data_dir=data_dir, progress=not quiet,
+                        device=device)
     _print_study_table(results)
     typer.echo(results["finding"])
     typer.echo(f"report: {out / 'report.html'}  (results: {out / 'results.json'})")
@@ -192,6 +226,7 @@ def evaluate(
                                            "separation,knn,probe,clustering,map,health,likelihood,generation,perturbation"),
     iwae_k: int = typer.Option(1000, "--iwae-k", min=1, help="importance samples per image for the IWAE bound"),
     iwae_examples: Optional[int] = typer.Option(None, "--iwae-examples", min=1, help="test images for IWAE [all]"),
+    device: str = DEVICE_OPTION,
 ) -> None:
     """Measure a run's test codes; write RUN_DIR/measures.json and print a table."""
     from vaelab.analysis.evaluate import EvalSettings, parse_groups
@@ -201,7 +236,7 @@ def evaluate(
     from vaelab.training.trainer import load_run
 
     groups = parse_groups(measures)
-    run = load_run(run_dir)
+    run = load_run(run_dir, device)
     data = run.load_data()
     seed = run.config.train.seed
     settings = EvalSettings(iwae_k=iwae_k, iwae_examples=iwae_examples)
@@ -211,7 +246,7 @@ def evaluate(
 
         safe = data.name.replace("idx:", "idx-").replace("/", "_")
         folder = cache_root() / "classifiers" / f"{safe}-seed{seed}"
-        classifier, info = load_or_train_classifier(folder, data, seed, settings.classifier_epochs)
+        classifier, info = load_or_train_classifier(folder, data, seed, settings.classifier_epochs, run.model.device)
         reference = make_reference(classifier, info, data)
     evaluation = run_evaluation(run.model, data, seed, groups, settings, reference)
     write_measures(run_dir, evaluation, groups, settings, reference)

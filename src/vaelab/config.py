@@ -58,7 +58,8 @@ class TrainConfig(_Strict):
     batch_size: int = Field(128, gt=0, le=65536)
     lr: float = Field(1e-3, gt=0.0, lt=1.0)
     seed: int = Field(0, ge=0, lt=2**63)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto (bf16 autocast where the hardware runs it natively, else fp32), fp32 or bf16")
 
 
 class RunConfig(_Strict):

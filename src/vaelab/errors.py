@@ -24,3 +24,10 @@ class RunError(VaelabError):
 
 class TrainingDiverged(VaelabError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def notice(message: str) -> None:
+    """Tell the user something worth knowing that is not an error: one line on stderr, prefixed ``note:``."""
+    import sys
+
+    print(f"note: {message}", file=sys.stderr, flush=True)

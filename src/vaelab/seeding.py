@@ -24,9 +24,14 @@ def derive_seed(seed: int, *names: object) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def torch_generator(seed: int, *names: object) -> torch.Generator:
-    """A CPU ``torch.Generator`` on the stream ``(seed, *names)``."""
-    generator = torch.Generator()
+def torch_generator(seed: int, *names: object, device: torch.device | str = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` (CPU by default) on the stream ``(seed, *names)``.
+
+    Random numbers drawn on a GPU come from a generator on that GPU, so that no
+    tensor crosses the bus per batch; the same seed on the same device gives
+    the same numbers.
+    """
+    generator = torch.Generator(device=device)
     generator.manual_seed(derive_seed(seed, *names))
     return generator
 

@@ -44,24 +44,27 @@ class DigitClassifier(nn.Module):
     def features_and_probabilities(self, images: torch.Tensor, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
         """128-d features and class probabilities of images (N, 1, 28, 28) in [0, 1]."""
         self.eval()
+        device = next(self.parameters()).device
         feats, probs = [], []
         for start in range(0, len(images), batch):
-            h = self.body(images[start:start + batch])
-            feats.append(h)
-            probs.append(F.softmax(self.head(h), dim=1))
+            h = self.body(images[start:start + batch].to(device))
+            feats.append(h.cpu())
+            probs.append(F.softmax(self.head(h), dim=1).cpu())
         return torch.cat(feats).numpy(), torch.cat(probs).numpy()
 
 
-def train_classifier(data: Dataset, seed: int, epochs: int = 4) -> tuple[DigitClassifier, float]:
-    """Train the classifier on the training split; return it and its test accuracy."""
+def train_classifier(data: Dataset, seed: int, epochs: int = 4,
+                     device: torch.device | str = "cpu") -> tuple[DigitClassifier, float]:
+    """Train the classifier on the training split (on ``device``); return it and its test accuracy."""
     n_classes = len(data.class_names)
     with seeded_torch(seed, "classifier-init"):
         model = DigitClassifier(n_classes)
-    images, labels = to_tensor(data.train_images), torch.from_numpy(data.train_labels)
+    model.to(device)
+    images, labels = to_tensor(data.train_images).to(device), torch.from_numpy(data.train_labels).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
     model.train()
     for epoch in range(epochs):
-        order = torch.randperm(len(images), generator=torch_generator(seed, "classifier-batches", epoch))
+        order = torch.randperm(len(images), generator=torch_generator(seed, "classifier-batches", epoch)).to(device)
         for start in range(0, len(images), 128):
             idx = order[start:start + 128]
             loss = F.cross_entropy(model(images[idx]), labels[idx])
@@ -73,8 +76,9 @@ def train_classifier(data: Dataset, seed: int, epochs: int = 4) -> tuple[DigitCl
     return model, accuracy
 
 
-def load_or_train_classifier(folder: Path, data: Dataset, seed: int, epochs: int = 4) -> tuple[DigitClassifier, dict]:
-    """The classifier saved in ``folder`` for this data set and seed, trained there first if missing."""
+def load_or_train_classifier(folder: Path, data: Dataset, seed: int, epochs: int = 4,
+                             device: torch.device | str = "cpu") -> tuple[DigitClassifier, dict]:
+    """The classifier saved in ``folder`` for this data set and seed (trained there first if missing), on ``device``."""
     folder = Path(folder)
     info_path, weights_path = folder / "classifier.json", folder / "weights.safetensors"
     wanted = {"extractor": EXTRACTOR, "dataset": data.name, "seed": seed, "epochs": epochs}
@@ -83,11 +87,11 @@ def load_or_train_classifier(folder: Path, data: Dataset, seed: int, epochs: int
         if {k: info.get(k) for k in wanted} == wanted:
             model = DigitClassifier(len(data.class_names))
             model.load_state_dict(load_file(str(weights_path)))
-            model.eval()
+            model.to(device).eval()
             return model, info
-    model, accuracy = train_classifier(data, seed, epochs)
+    model, accuracy = train_classifier(data, seed, epochs, device)
     with atomic_path(weights_path) as tmp:
-        save_file(model.state_dict(), str(tmp))
+        save_file({k: v.cpu() for k, v in model.state_dict().items()}, str(tmp))
     info = {**wanted, "test_accuracy": accuracy}
     write_json(info_path, info)
     model.eval()

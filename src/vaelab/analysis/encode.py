@@ -44,14 +44,15 @@ class Codes:
 
 @torch.no_grad()
 def encode_images(model, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
-    """Posterior means and log-variances of ``images`` (float (N, 1, H, W)), in batches."""
+    """Posterior means and log-variances of ``images`` (float (N, 1, H, W)), in batches, on the model's device."""
     model.eval()
+    images = images.to(model.device)
     means, logvars = [], []
     for start in range(0, len(images), INFERENCE_BATCH):
         mean, logvar = model.encode(images[start:start + INFERENCE_BATCH])
-        means.append(mean.float())
+        means.append(mean.float().cpu())
         if logvar is not None:
-            logvars.append(logvar.float())
+            logvars.append(logvar.float().cpu())
     mean = torch.cat(means).numpy()
     return mean, (torch.cat(logvars).numpy() if logvars else None)
 

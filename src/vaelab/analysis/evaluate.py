@@ -41,7 +41,9 @@ class EvalSettings:
     iwae_examples: int | None = None  # None: the whole test split
     generation_samples: int = 1000
     sigmas: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
+    perturbation_examples: int | None = None  # None: the whole test split; else a seeded subsample
     tsne_points: int = 2000  # t-SNE map and trustworthiness on a seeded subsample this size
+    tsne_iterations: int = 500  # openTSNE's optimisation steps after early exaggeration
     classifier_epochs: int = 4
 
 
@@ -82,13 +84,13 @@ def make_reference(classifier, info: dict, data: Dataset) -> Reference:
     return Reference(classifier, info, features)
 
 
-def tsne_subsample(n: int, limit: int, seed: int) -> np.ndarray:
-    """Sorted indices of a seeded subsample of at most ``limit`` of ``n`` points."""
-    if n <= limit:
+def subsample(n: int, limit: int | None, seed: int, purpose: str = "tsne") -> np.ndarray:
+    """Sorted indices of a seeded subsample of at most ``limit`` of ``n`` points (all of them for None)."""
+    if limit is None or n <= limit:
         return np.arange(n)
     from vaelab.seeding import numpy_rng
 
-    return np.sort(numpy_rng(seed, "tsne-subsample").choice(n, limit, replace=False))
+    return np.sort(numpy_rng(seed, f"{purpose}-subsample").choice(n, limit, replace=False))
 
 
 def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
@@ -121,14 +123,14 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
     if "clustering" in groups:
         results.update(timed("clustering", lambda: measures.clustering(codes, labels, seed)))
     if "map" in groups:
-        index = tsne_subsample(len(codes), settings.tsne_points, seed)
+        index = subsample(len(codes), settings.tsne_points, seed)
         evaluation.tsne_index = index
-        evaluation.tsne = timed("tsne", lambda: tsne_map(codes[index], seed))
+        evaluation.tsne = timed("tsne", lambda: tsne_map(codes[index], seed, iterations=settings.tsne_iterations))
         results.update(timed("map", lambda: measures.map_trustworthiness(codes[index], evaluation.tsne, seed=seed)))
     images = to_tensor(data.test_images)
     stochastic = test.logvar is not None
     if "health" in groups:
-        health = timed("reconstruction", lambda: likelihood.reconstruction_errors(model, images))
+        health = timed("reconstruction", lambda: likelihood.reconstruction_errors(model, images, test.mean))
         if stochastic:
             health.update(timed("kl", lambda: measures.kl_per_dimension(test.mean, test.logvar)))
         health.update(measures.active_units(test.mean))
@@ -153,10 +155,13 @@ def _generation(model, reference: Reference, settings: EvalSettings, seed: int) 
 
 def _perturbation(model, reference: Reference, test: Codes, settings: EvalSettings, seed: int) -> dict[str, float]:
     result = {}
+    # The noise scale is each dimension's spread over the whole test split; the decoding
+    # and classifying (the costly part) may run on a seeded subsample.
+    keep = subsample(len(test.labels), settings.perturbation_examples, seed, "perturbation")
     for sigma in settings.sigmas:
-        images = generate.decode(model, generate.perturb(test.mean, sigma, seed))
+        images = generate.decode(model, generate.perturb(test.mean, sigma, seed)[keep])
         _, probabilities = reference.classifier.features_and_probabilities(to_tensor_float(images))
-        result[f"perturb_accuracy_s{sigma:g}"] = float((probabilities.argmax(1) == test.labels).mean())
+        result[f"perturb_accuracy_s{sigma:g}"] = float((probabilities.argmax(1) == test.labels[keep]).mean())
     return result
 
 

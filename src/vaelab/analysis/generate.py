@@ -21,10 +21,10 @@ def class_centroids(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def decode(model, z: torch.Tensor | np.ndarray, batch: int = INFERENCE_BATCH) -> np.ndarray:
-    """Decoded images (N, H, W) in [0, 1] for codes ``z``."""
-    z = torch.as_tensor(np.asarray(z, dtype=np.float32))
+    """Decoded images (N, H, W) in [0, 1] for codes ``z`` (decoded on the model's device)."""
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32)).to(model.device)
     model.eval()
-    out = [model.decode_images(z[start:start + batch]) for start in range(0, len(z), batch)]
+    out = [model.decode_images(z[start:start + batch]).cpu() for start in range(0, len(z), batch)]
     return torch.cat(out)[:, 0].numpy()
 
 

@@ -36,11 +36,13 @@ def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tenso
     """Importance-sampled log p(x) per example, with proposal q = N(mean, exp(logvar)).
 
     ``log_likelihood(x_rep, z)`` returns log p(x|z) for rows of repeated
-    examples and their samples. The prior is N(0, I). Computed in float64.
-    At most ``chunk`` (example, sample) rows are decoded at once: with k = 1000
-    and the conv decoder, larger chunks cost gigabytes of activations.
+    examples and their samples. The prior is N(0, I). The samples and weights
+    are computed in float64 on the CPU (the same draws on every device; MPS has
+    no float64); only the decoding runs where ``x`` is. At most ``chunk``
+    (example, sample) rows are decoded at once: with k = 1000 and the conv
+    decoder, larger chunks cost gigabytes of activations.
     """
-    mean, logvar = mean.double(), logvar.double()
+    mean, logvar = mean.detach().cpu().double(), logvar.detach().cpu().double()
     n, d = mean.shape
     per_example = max(1, chunk // k)
     results = []
@@ -52,7 +54,7 @@ def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tenso
         log_q = log_normal_diag(z, mu.unsqueeze(1), lv.unsqueeze(1))
         log_prior = log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
         x_rep = xb.unsqueeze(1).expand(b, k, *xb.shape[1:]).reshape(b * k, *xb.shape[1:])
-        log_lik = log_likelihood(x_rep, z.reshape(b * k, d)).double().view(b, k)
+        log_lik = log_likelihood(x_rep, z.reshape(b * k, d)).cpu().double().view(b, k)
         log_w = log_lik + log_prior - log_q
         results.append(torch.logsumexp(log_w, dim=1) - math.log(k))
     return torch.cat(results)
@@ -62,7 +64,7 @@ def bernoulli_log_likelihood(model) -> Callable[[torch.Tensor, torch.Tensor], to
     """log p(x|z) of a model's Bernoulli decoder: minus the BCE of its logits (decoded in small batches)."""
 
     def log_likelihood(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        z = z.float()
+        z = z.float().to(x.device)
         return torch.cat([-bce_per_example(model.decode(z[i:i + INFERENCE_BATCH]), x[i:i + INFERENCE_BATCH])
                           for i in range(0, len(z), INFERENCE_BATCH)])
 
@@ -70,12 +72,19 @@ def bernoulli_log_likelihood(model) -> Callable[[torch.Tensor, torch.Tensor], to
 
 
 @torch.no_grad()
-def reconstruction_errors(model, images: torch.Tensor, batch: int = INFERENCE_BATCH) -> dict[str, float]:
-    """BCE (nats, summed over pixels) and MSE (per pixel) of the posterior-mean reconstructions."""
+def reconstruction_errors(model, images: torch.Tensor, means=None, batch: int = INFERENCE_BATCH) -> dict[str, float]:
+    """BCE (nats, summed over pixels) and MSE (per pixel) of the posterior-mean reconstructions.
+
+    ``means``: the images' posterior means if already encoded (saves the encoder pass).
+    """
+    images = images.to(model.device)
+    if means is not None:
+        means = torch.as_tensor(means, dtype=torch.float32).to(model.device)
     bce, mse = 0.0, 0.0
     for start in range(0, len(images), batch):
         x = images[start:start + batch]
-        logits = model.decode(model.encode(x)[0])
+        code = model.encode(x)[0] if means is None else means[start:start + batch]
+        logits = model.decode(code)
         bce += float(bce_per_example(logits, x).sum())
         mse += float((torch.sigmoid(logits) - x).pow(2).flatten(1).mean(1).sum())
     return {"recon_bce": bce / len(images), "recon_mse": mse / len(images)}
@@ -90,12 +99,14 @@ def likelihood_measures(model, images: torch.Tensor, seed: int, k: int = 1000,
     ``max_examples`` evaluates a seeded subsample (IWAE costs k decoder passes
     per example). Only for models with a stochastic encoder.
     """
+    images = images.cpu()
     if max_examples is not None and max_examples < len(images):
         keep = torch.randperm(len(images), generator=torch_generator(seed, "iwae-subsample"))[:max_examples]
         images = images[keep.sort().values]
-    binary = torch.bernoulli(images, generator=torch_generator(seed, "binarize-test"))
+    # Binarised on the CPU (the same images on every device), then moved once.
+    binary = torch.bernoulli(images.cpu(), generator=torch_generator(seed, "binarize-test")).to(model.device)
     neg_elbo, nll = [], []
-    noise = torch_generator(seed, "elbo-noise")
+    noise = torch_generator(seed, "elbo-noise", device=model.device)
     iwae_noise = torch_generator(seed, "iwae-noise")
     log_lik = bernoulli_log_likelihood(model)
     for start in range(0, len(binary), INFERENCE_BATCH):
@@ -103,7 +114,7 @@ def likelihood_measures(model, images: torch.Tensor, seed: int, k: int = 1000,
         mean, logvar = model.encode(x)
         z = reparameterize(mean, logvar, noise)
         kl = kl_per_dimension(mean, logvar).sum(1)
-        neg_elbo.append(bce_per_example(model.decode(z), x) + kl)
+        neg_elbo.append((bce_per_example(model.decode(z), x) + kl).cpu())
         nll.append(-iwae_log_likelihood(x, mean, logvar, log_lik, k, iwae_noise))
     return {
         "neg_elbo_binarized": float(torch.cat(neg_elbo).mean()),

@@ -57,7 +57,7 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Codes (B, latent) -> pixel logits (B, C, H, W)."""
-        return self.net(z)
+        return self.net(z)  # in channels_last where the weights are (see build_model)
 
 
 DECODERS = {"mlp": MLPDecoder, "conv": ConvDecoder}

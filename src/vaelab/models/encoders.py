@@ -65,7 +65,7 @@ class ConvEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images (B, C, 28, 28) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
-        return self.heads(self.trunk(x))
+        return self.heads(self.trunk(x))  # in channels_last where the weights are (see build_model)
 
 
 ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder}

@@ -37,6 +37,11 @@ class LatentModel(nn.Module):
         )
         self.decoder = DECODERS[config.decoder](config.latent, config.hidden, config.negative_slope, self.image_shape)
 
+    @property
+    def device(self) -> torch.device:
+        """The device the model's weights are on (inputs must be moved there)."""
+        return next(self.parameters()).device
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Parameters of q(z|x): posterior mean and log-variance (None for the AE)."""
         return self.encoder(x)
@@ -77,6 +82,11 @@ def build_model(config: ModelConfig, seed: int, image_shape: tuple[int, int, int
         kind = config.decoder if name == "decoder" else config.encoder
         with seeded_torch(seed, "init", name, kind, config.latent, config.hidden):
             _reset(part)
+    if "conv" in (config.encoder, config.decoder):
+        # oneDNN's faster layout for these convolutions on CPU: a conv-VAE training step
+        # is 6% faster with AVX2 and about 20% with AVX-512 (measured, bench/precision.py).
+        # Saved weights are made contiguous, so files are the same in either layout.
+        model.to(memory_format=torch.channels_last)
     return model
 
 

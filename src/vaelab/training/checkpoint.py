@@ -45,7 +45,8 @@ class Checkpoint:
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        # Always CPU tensors: a run trained on a GPU resumes, encodes and evaluates on a CPU.
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
@@ -117,8 +118,8 @@ def load_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def write_model_json(run_dir: Path, config: RunConfig, dataset: dict[str, Any], epochs_done: int,
-                     status: str) -> None:
-    """Write ``model.json``: config, version, data set, seed, progress."""
+                     status: str, hardware: dict[str, str] | None = None) -> None:
+    """Write ``model.json``: config, version, data set, seed, progress, and the device and precision used."""
     from vaelab import __version__
 
     write_json(Path(run_dir) / MODEL_JSON, {
@@ -128,6 +129,7 @@ def write_model_json(run_dir: Path, config: RunConfig, dataset: dict[str, Any], 
         "seed": config.train.seed,
         "dataset": dataset,
         "config": config.model_dump(),
+        "hardware": hardware or {},
     })
 
 

@@ -21,7 +21,8 @@ import torch
 
 from vaelab.config import RunConfig
 from vaelab.data.registry import Dataset, load_dataset, to_tensor
-from vaelab.errors import RunError, TrainingDiverged
+from vaelab.errors import RunError, TrainingDiverged, notice
+from vaelab.hardware import Resolved, autocast, make_deterministic, resolve
 from vaelab.io import remove_stale_temporaries
 from vaelab.models.registry import INFERENCE_BATCH, LatentModel, build_model
 from vaelab.training import checkpoint as ckpt
@@ -38,28 +39,12 @@ class TrainedRun:
     model: LatentModel
     dataset: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    hardware: dict[str, str] = field(default_factory=dict)  # the device and precision it was trained with
 
     def load_data(self) -> Dataset:
         """Load the data set this run was trained on, with its split."""
         data = self.config.data
         return load_dataset(data.name, data_dir=data.data_dir, holdout=data.holdout, seed=self.config.train.seed)
-
-
-def bf16_supported() -> bool:
-    """Whether this CPU can run bfloat16 autocast (it runs everywhere, but is only fast with AVX-512 BF16/AMX)."""
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.ones(2, 2) @ torch.ones(2, 2)
-        return True
-    except RuntimeError:
-        return False
-
-
-def autocast_context(precision: str):
-    """bfloat16 autocast for ``bf16``, nothing for ``fp32``."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -73,15 +58,16 @@ def prepare_targets(images: torch.Tensor, config: RunConfig, generator: torch.Ge
 
 
 @torch.no_grad()
-def evaluate_loss(model: LatentModel, images: torch.Tensor, config: RunConfig) -> dict[str, float]:
-    """Mean loss terms over ``images``, with fixed noise so that epochs are comparable."""
+def evaluate_loss(model: LatentModel, images: torch.Tensor, config: RunConfig, precision: str = "fp32") -> dict[str, float]:
+    """Mean loss terms over ``images`` (on the model's device), with fixed noise so that epochs are comparable."""
     model.eval()
-    noise = torch_generator(config.train.seed, "test-noise")
-    targets = prepare_targets(images, config, torch_generator(config.train.seed, "test-binarize"))
+    device = model.device
+    noise = torch_generator(config.train.seed, "test-noise", device=device)
+    targets = prepare_targets(images, config, torch_generator(config.train.seed, "test-binarize", device=device))
     sums: dict[str, float] = {}
     for start in range(0, len(images), INFERENCE_BATCH):
         batch = targets[start:start + INFERENCE_BATCH]
-        with autocast_context(config.train.precision):
+        with autocast(device, precision):
             terms = model.objective(model, batch, batch, noise)
         for key, value in terms.items():
             sums[key] = sums.get(key, 0.0) + float(value) * len(batch)
@@ -90,16 +76,24 @@ def evaluate_loss(model: LatentModel, images: torch.Tensor, config: RunConfig) -
 
 
 def train_epoch(model: LatentModel, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-                config: RunConfig, epoch: int, on_batch: Callable[[], None] | None = None) -> dict[str, float]:
-    """One pass over ``images`` in the epoch's seeded order; returns the mean loss terms."""
-    seed, batch_size = config.train.seed, config.train.batch_size
-    order = torch.randperm(len(images), generator=torch_generator(seed, "batches", epoch))
-    noise = torch_generator(seed, "noise", epoch)
-    totals = torch.zeros(len(model.objective.terms))
+                config: RunConfig, epoch: int, on_batch: Callable[[], None] | None = None,
+                precision: str = "fp32") -> dict[str, float]:
+    """One pass over ``images`` (on the model's device) in the epoch's seeded order; the mean loss terms.
+
+    The batch order is drawn on the CPU, so it is the same on every device; the
+    sampling noise and the binarisation draw from their own streams on the
+    model's device, so that an AE (which draws no noise) and a VAE with the
+    same seed see the same binarised images.
+    """
+    seed, batch_size, device = config.train.seed, config.train.batch_size, model.device
+    order = torch.randperm(len(images), generator=torch_generator(seed, "batches", epoch)).to(device)
+    noise = torch_generator(seed, "noise", epoch, device=device)
+    binarizing = torch_generator(seed, "binarize", epoch, device=device)
+    totals = torch.zeros(len(model.objective.terms), device=device)
     model.train()
     for start in range(0, len(images), batch_size):
-        batch = prepare_targets(images[order[start:start + batch_size]], config, noise)
-        with autocast_context(config.train.precision):
+        batch = prepare_targets(images[order[start:start + batch_size]], config, binarizing)
+        with autocast(device, precision):
             terms = model.objective(model, batch, batch, noise)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -108,7 +102,7 @@ def train_epoch(model: LatentModel, optimizer: torch.optim.Optimizer, images: to
         totals += torch.stack([terms[key].detach().float() for key in model.objective.terms]) * len(batch)
         if on_batch is not None:
             on_batch()
-    return {key: float(value) / len(images) for key, value in zip(model.objective.terms, totals)}
+    return {key: float(value) / len(images) for key, value in zip(model.objective.terms, totals.cpu())}
 
 
 def make_optimizer(model: LatentModel, config: RunConfig) -> torch.optim.Optimizer:
@@ -117,20 +111,31 @@ def make_optimizer(model: LatentModel, config: RunConfig) -> torch.optim.Optimiz
 
 
 def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = None, resume: bool = False,
-        progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> TrainedRun:
+        progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+        device: str | torch.device | None = "auto", precision: str | None = None) -> TrainedRun:
     """Train a model as ``config`` says, writing the run directory ``run_dir``.
 
     With ``resume=True`` an interrupted run continues from its last checkpoint;
-    without it, ``run_dir`` must not already hold a run.
+    without it, ``run_dir`` must not already hold a run. ``device`` is resolved
+    once (``auto``: a CUDA GPU if there is one); the data moves there once.
+    ``precision`` overrides the resolution of ``config.train.precision`` (a
+    study passes the precision it was planned with). A resumed run keeps the
+    precision it was started with, and says so if this machine would choose
+    another.
     """
     run_dir = Path(run_dir)
     has_run = (run_dir / ckpt.MODEL_JSON).exists()
     if has_run and not resume:
         raise RunError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+    torch_device, resolved = resolve(device, precision or config.train.precision)
+    if resume and has_run:
+        resolved = _keep_recorded_precision(run_dir, resolved)
+    make_deterministic(torch_device)
     data = dataset or load_dataset(config.data.name, data_dir=config.data.data_dir,
                                    holdout=config.data.holdout, seed=config.train.seed)
-    train_x, test_x = to_tensor(data.train_images), to_tensor(data.test_images)
-    model = build_model(config.model, config.train.seed, data.image_shape)
+    # The data moves to the device once; batches are sliced there.
+    train_x, test_x = to_tensor(data.train_images).to(torch_device), to_tensor(data.test_images).to(torch_device)
+    model = build_model(config.model, config.train.seed, data.image_shape).to(torch_device)
     optimizer = make_optimizer(model, config)
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -142,14 +147,15 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
         optimizer.load_state_dict(state.optimizer_state)
         history, start_epoch = state.history, state.epoch
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "running")
+    hardware = resolved.as_dict()
+    ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "running", hardware)
 
     n_batches = math.ceil(len(train_x) / config.train.batch_size)
     with _progress_bar(progress, config.train.epochs * n_batches, start_epoch * n_batches, run_dir.name) as advance:
         for epoch in range(start_epoch, config.train.epochs):
             started = time.perf_counter()
-            train_terms = train_epoch(model, optimizer, train_x, config, epoch, advance)
-            test_terms = evaluate_loss(model, test_x, config)
+            train_terms = train_epoch(model, optimizer, train_x, config, epoch, advance, resolved.precision)
+            test_terms = evaluate_loss(model, test_x, config, resolved.precision)
             if not all(math.isfinite(v) for v in (*train_terms.values(), *test_terms.values())):
                 raise TrainingDiverged(
                     f"loss became NaN/Inf in epoch {epoch + 1}; the checkpoint of epoch {epoch} is kept in "
@@ -161,13 +167,24 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
             history.append(row)
             ckpt.save_checkpoint(run_dir, model, optimizer, epoch + 1, history)
             ckpt.write_model_json(run_dir, config, data.summary(), epoch + 1,
-                                  "finished" if epoch + 1 == config.train.epochs else "running")
+                                  "finished" if epoch + 1 == config.train.epochs else "running", hardware)
             if on_epoch is not None:
                 on_epoch(row)
     if start_epoch >= config.train.epochs:  # resumed a finished run: mark it, change nothing
-        ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "finished")
+        ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "finished", hardware)
     model.eval()
-    return TrainedRun(run_dir, config, model, data.summary(), history)
+    return TrainedRun(run_dir, config, model, data.summary(), history, hardware)
+
+
+def _keep_recorded_precision(run_dir: Path, resolved: Resolved) -> Resolved:
+    """The precision a run was started with wins over what this machine would choose (one line if they differ)."""
+    recorded = ckpt.read_model_json(run_dir).get("hardware") or {}
+    before = recorded.get("precision")
+    if before is None or before == resolved.precision:
+        return resolved
+    notice(f"{run_dir} was trained in {before} (CPU {recorded.get('cpu_capability', '?')}, {recorded.get('device', '?')}); "
+           f"this machine would choose {resolved.precision}: continuing in {before} so the run stays consistent")
+    return Resolved(resolved.device, before, resolved.cpu_capability, resolved.torch)
 
 
 @contextlib.contextmanager
@@ -184,20 +201,24 @@ def _progress_bar(enabled: bool, total: int, completed: int, label: str):
         yield lambda: bar.advance(task)
 
 
-def load_run(run_dir: str | Path) -> TrainedRun:
-    """Load a trained run directory: config, weights (in eval mode), history."""
+def load_run(run_dir: str | Path, device: str | torch.device | None = "auto") -> TrainedRun:
+    """Load a trained run directory: config, weights (in eval mode, on ``device``), history.
+
+    Weights are stored as CPU tensors, so a run trained on a GPU loads anywhere.
+    """
     run_dir = Path(run_dir)
     info = ckpt.read_model_json(run_dir)
     config = info["config"]
     image_shape = tuple(info["dataset"].get("image_shape", (1, 28, 28)))
+    torch_device, _ = resolve(device, "fp32")
     model = build_model(config.model, config.train.seed, image_shape)
     try:
         model.load_state_dict(ckpt.load_weights(run_dir))
     except RuntimeError:
         raise RunError(f"{run_dir}: weights do not match the config in model.json: the run is damaged") from None
-    model.eval()
+    model.to(torch_device).eval()
     history = []
     metrics = run_dir / ckpt.METRICS
     if metrics.exists():
         history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    return TrainedRun(run_dir, config, model, info["dataset"], history)
+    return TrainedRun(run_dir, config, model, info["dataset"], history, info.get("hardware") or {})
