@@ -12,19 +12,21 @@ from typing import Any
 
 from vaelab.analysis.encode import Codes, encode_split
 from vaelab.config import RunConfig, build_config, merge, preset, read_yaml
-from vaelab.training.trainer import TrainedRun, fit, load_run
+from vaelab.training.trainer import TrainedRun, fit, load_run, resume_config
 
 
 def make_config(model: str | None = None, *, config_file: str | Path | None = None,
-                **options: Any) -> RunConfig:
-    """Resolve a run config from a preset, a YAML file and keyword options (later wins).
+                base: RunConfig | None = None, **options: Any) -> RunConfig:
+    """Resolve a run config from ``base``, a preset, a YAML file and keyword options (later wins).
 
     Keyword options are the leaf names of :class:`~vaelab.config.RunConfig`
     (``dataset``/``data_dir``/``holdout``/``binarize``, ``encoder``/``decoder``/
     ``objective``/``beta``/``hidden``/``latent``, ``epochs``/``batch_size``/``lr``/
     ``seed``/``precision``); None values are ignored.
     """
-    values: dict[str, Any] = read_yaml(config_file) if config_file else {}
+    values: dict[str, Any] = base.model_dump() if base is not None else {}
+    if config_file:
+        values = merge(values, read_yaml(config_file))
     if model is not None:
         values = merge(values, {"model": preset(model)})
     sections = {"data": ("data_dir", "holdout", "binarize"),
@@ -51,10 +53,15 @@ def train(model: str | None = "vae", *, out: str | Path | None = None, config_fi
     ``model`` is a preset (``ae``, ``vae``, ``conv-vae``, ``convenc-vae``) or
     None to take the model from ``config_file``/``options``. ``out`` defaults
     to ``runs/<model>-<dataset>-seed<seed>``. ``device``: ``auto`` (a CUDA GPU
-    if there is one), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. Returns the
-    :class:`TrainedRun`.
+    if there is one), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. With
+    ``resume=True`` an existing run continues from its saved config; only
+    ``epochs`` may change (any other option that differs is refused).
+    Returns the :class:`TrainedRun`.
     """
-    config = make_config(model, config_file=config_file, **options)
+    saved = None
+    if resume and out is not None and (Path(out) / "model.json").exists():
+        saved = resume_config(out)
+    config = make_config(model, config_file=config_file, base=saved, **options)
     run_dir = Path(out) if out is not None else default_run_dir(model, config)
     return fit(config, run_dir, resume=resume, progress=progress, device=device)
 

@@ -119,8 +119,7 @@ def train(
 ) -> None:
     """Train a model on a data set and write its run directory (checkpoint after every epoch)."""
     from vaelab import api
-    from vaelab.training.checkpoint import read_model_json
-    from vaelab.training.trainer import fit
+    from vaelab.training.trainer import fit, resume_config
 
     options = dict(dataset=dataset, data_dir=data_dir, holdout=holdout, binarize=binarize, encoder=encoder,
                    decoder=decoder, objective=objective, beta=beta, hidden=hidden, latent=latent, epochs=epochs,
@@ -129,9 +128,7 @@ def train(
         others = [k for k, v in options.items() if v is not None and k != "epochs"]
         if others or model or config or out:
             fail("--resume continues a run with its saved config; only --epochs may be given with it")
-        saved = read_model_json(resume)["config"]
-        run_config = saved if epochs is None else saved.model_copy(
-            update={"train": saved.train.model_copy(update={"epochs": epochs})})
+        run_config = resume_config(resume, epochs)
         run_dir = resume
     else:
         if model is None and config is None:

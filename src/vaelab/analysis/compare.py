@@ -32,24 +32,80 @@ def run_label(config) -> str:
 
 
 def collect(folders: list[str | Path]) -> dict[str, dict[str, dict[str, float]]]:
-    """Measures per model label per seed from study folders (results.json) and run folders (measures.json)."""
+    """Measures per model label per seed from study folders (results.json) and run folders (measures.json).
+
+    Runs are grouped by their whole config except the seed, so two runs that differ in
+    anything (latent size, learning rate, ...) are never merged: where two groups would
+    get the same short label, the settings that tell them apart are added to it. Two
+    studies are told apart by their folder names, or by their paths where those clash.
+    """
     table: dict[str, dict[str, dict[str, float]]] = {}
     studies = [Path(f) for f in folders if (Path(f) / "results.json").is_file()]
+    study_names = _distinct_names(studies)
+    groups: dict[str, dict[str, Any]] = {}  # config without seed (JSON) -> config and {seed: (folder, measures)}
     for folder in map(Path, folders):
         if (folder / "results.json").is_file():
             results = read_json(folder / "results.json")
             for model, seeds in results["per_seed"].items():
-                label = model if len(studies) == 1 else f"{folder.name}:{model}"
+                label = model if len(studies) == 1 else f"{study_names[folder]}:{model}"
                 table.setdefault(label, {}).update(seeds)
         elif (folder / "model.json").is_file():
             saved = read_measures(folder)
             if saved is None:
                 raise RunError(f"{folder}: no measures.json: run `vaelab evaluate {folder}` first")
             info = read_model_json(folder)
-            table.setdefault(run_label(info["config"]), {})[str(info["seed"])] = saved["measures"]
+            config = info["config"]
+            key = json.dumps(_without_seed(config), sort_keys=True)
+            group = groups.setdefault(key, {"config": config, "seeds": {}})
+            seed = str(info["seed"])
+            if seed in group["seeds"]:
+                raise RunError(f"{group['seeds'][seed]} and {folder} are the same run (same config and seed): "
+                               "compare one of them")
+            group["seeds"][seed] = folder
+            group.setdefault("measures", {})[seed] = saved["measures"]
         else:
             raise RunError(f"{folder}: neither a study folder (results.json) nor a run directory (model.json)")
+    for label, group in _labelled(list(groups.values())):
+        table[label] = group["measures"]
     return table
+
+
+def _without_seed(config) -> dict[str, Any]:
+    values = config.model_dump()
+    values["train"].pop("seed", None)
+    return values
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _labelled(groups: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """A distinct label per group: the short label, plus the settings that differ where labels clash."""
+    short = [run_label(group["config"]) for group in groups]
+    labelled = []
+    for index, group in enumerate(groups):
+        clashing = [other for other, label in zip(groups, short) if label == short[index]]
+        label = short[index]
+        if len(clashing) > 1:
+            mine = _flat(_without_seed(group["config"]))
+            others = [_flat(_without_seed(other["config"])) for other in clashing if other is not group]
+            differing = [key for key in mine if any(other.get(key) != mine[key] for other in others)]
+            label += " " + ", ".join(f"{key.split('.')[-1]}={mine[key]}" for key in differing)
+        labelled.append((label, group))
+    return labelled
+
+
+def _distinct_names(studies: list[Path]) -> dict[Path, str]:
+    """Each study folder's name, or its full path where two folders share a name."""
+    names = [folder.name for folder in studies]
+    return {folder: (folder.name if names.count(folder.name) == 1 else str(folder)) for folder in studies}
 
 
 def aggregate(table: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict]]:

@@ -144,5 +144,8 @@ def read_model_json(run_dir: Path) -> dict[str, Any]:
         info = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise RunError(f"{path}: not valid JSON: the run directory is damaged; train again") from None
-    info["config"] = build_config(info.get("config", {}))
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+        # Never fall back to defaults: resuming from them would silently train another run.
+        raise RunError(f"{path}: holds no run config: the run directory is damaged; train again")
+    info["config"] = build_config(info["config"])
     return info

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import torch
 
-from vaelab.config import RunConfig
+from vaelab.config import RunConfig, build_config, merge
 from vaelab.data.registry import Dataset, load_dataset, to_tensor
 from vaelab.errors import RunError, TrainingDiverged, notice
 from vaelab.hardware import Resolved, autocast, make_deterministic, resolve
@@ -129,6 +129,7 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
         raise RunError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
     torch_device, resolved = resolve(device, precision or config.train.precision)
     if resume and has_run:
+        _check_same_run(run_dir, config)
         resolved = _keep_recorded_precision(run_dir, resolved)
     make_deterministic(torch_device)
     data = dataset or load_dataset(config.data.name, data_dir=config.data.data_dir,
@@ -146,6 +147,9 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
         model.load_state_dict(state.model_state)
         optimizer.load_state_dict(state.optimizer_state)
         history, start_epoch = state.history, state.epoch
+        if start_epoch > config.train.epochs:
+            raise RunError(f"{run_dir} has trained {start_epoch} epochs already: give --epochs {start_epoch} "
+                           "or more to continue it")
     run_dir.mkdir(parents=True, exist_ok=True)
     hardware = resolved.as_dict()
     ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "running", hardware)
@@ -174,6 +178,34 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
         ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "finished", hardware)
     model.eval()
     return TrainedRun(run_dir, config, model, data.summary(), history, hardware)
+
+
+def resume_config(run_dir: str | Path, epochs: int | None = None) -> RunConfig:
+    """The saved config of a run, with ``epochs`` changed if given (validated like any config)."""
+    saved = ckpt.read_model_json(Path(run_dir))["config"]
+    if epochs is None:
+        return saved
+    return build_config(merge(saved.model_dump(), {"train": {"epochs": epochs}}))
+
+
+def _check_same_run(run_dir: Path, config: RunConfig) -> None:
+    """Resuming continues the saved run: only the number of epochs may differ."""
+    saved = _flatten(ckpt.read_model_json(run_dir)["config"].model_dump())
+    given = _flatten(config.model_dump())
+    for key, value in saved.items():
+        if key != "train.epochs" and given.get(key) != value:
+            raise RunError(f"{run_dir} holds a run with {key}={value!r}, not {given.get(key)!r}: resume it with its "
+                           "saved config (`vaelab train --resume DIR`, optionally with --epochs), or choose another --out")
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _keep_recorded_precision(run_dir: Path, resolved: Resolved) -> Resolved:
@@ -211,6 +243,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = "auto") ->
     config = info["config"]
     image_shape = tuple(info["dataset"].get("image_shape", (1, 28, 28)))
     torch_device, _ = resolve(device, "fp32")
+    make_deterministic(torch_device)
     model = build_model(config.model, config.train.seed, image_shape)
     try:
         model.load_state_dict(ckpt.load_weights(run_dir))
