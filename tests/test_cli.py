@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 def test_help_lists_every_command():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("datasets", "train", "encode", "reproduce", "report", "evaluate", "compare"):
+    for command in ("info", "datasets", "train", "encode", "reproduce", "report", "evaluate", "compare"):
         assert command in result.stdout
 
 
@@ -25,7 +25,7 @@ def test_version():
 
 
 def test_every_command_has_help():
-    for command in ("datasets", "train", "encode"):
+    for command in ("info", "datasets", "train", "encode"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "Usage:" in result.stdout
 

@@ -1,8 +1,11 @@
-"""The Python API: the same powers as the CLI.
+"""The Python API: the one entry point, with the same powers as the CLI (which only parses and prints).
 
 >>> import vaelab
 >>> run = vaelab.train("vae", dataset="mnist-5k", epochs=5, out="runs/vae")  # doctest: +SKIP
 >>> codes = vaelab.encode(run)                                               # doctest: +SKIP
+>>> measures = vaelab.evaluate("runs/vae", groups="separation,knn")          # doctest: +SKIP
+>>> print(vaelab.compare(["runs/vae", "runs/ae"]))                           # doctest: +SKIP
+>>> results = vaelab.reproduce("results", seeds=3)                           # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -58,9 +61,9 @@ def train(model: str | None = "vae", *, out: str | Path | None = None, config_fi
     ``epochs`` may change (any other option that differs is refused).
     Returns the :class:`TrainedRun`.
     """
-    saved = None
-    if resume and out is not None and (Path(out) / "model.json").exists():
-        saved = resume_config(out)
+    if resume and out is None:
+        raise TypeError("resume=True needs out=, the run directory to continue")
+    saved = resume_config(out) if resume else None  # a missing or damaged run is a RunError
     config = make_config(model, config_file=config_file, base=saved, **options)
     run_dir = Path(out) if out is not None else default_run_dir(model, config)
     return fit(config, run_dir, resume=resume, progress=progress, device=device)
@@ -93,3 +96,60 @@ def encode(run: TrainedRun | str | Path, split: str = "test", device: str = "aut
     if split == "train":
         return encode_split(run.model, data.train_images, data.train_labels)
     raise ValueError(f"split must be 'test' or 'train', not {split!r}")
+
+
+def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *, iwae_k: int = 1000,
+             iwae_examples: int | None = None, device: str = "auto") -> dict[str, float]:
+    """Measure a run's test codes (``groups``: comma-separated or a tuple; None = all) and write
+    ``RUN_DIR/measures.json``; return the measures.
+
+    The generation and perturbation measures use vaelab's feature classifier, trained
+    once per data set and seed into the user cache (rebuilt if the data changed).
+    """
+    from vaelab.analysis.evaluate import EvalSettings, make_reference, parse_groups, write_measures
+    from vaelab.analysis.evaluate import evaluate as run_evaluation
+
+    chosen = parse_groups(groups if groups is None or isinstance(groups, str) else ",".join(groups))
+    run = load_run(run_dir, device)
+    data = run.load_data()
+    seed = run.config.train.seed
+    settings = EvalSettings(iwae_k=iwae_k, iwae_examples=iwae_examples)
+    reference = None
+    if {"generation", "perturbation"} & set(chosen):
+        from vaelab.analysis.classifier import load_or_train_classifier
+        from vaelab.data.sources import cache_root
+
+        safe = data.name.replace("idx:", "idx-").replace("/", "_")
+        folder = cache_root() / "classifiers" / f"{safe}-seed{seed}"
+        classifier, info = load_or_train_classifier(folder, data, seed, settings.classifier_epochs, run.model.device)
+        reference = make_reference(classifier, info, data)
+    evaluation = run_evaluation(run.model, data, seed, chosen, settings, reference)
+    write_measures(Path(run_dir), evaluation, chosen, settings, reference)
+    return evaluation.measures
+
+
+def compare(folders: list[str | Path], format: str = "md") -> str:
+    """One table of every measure across study folders and evaluated runs: ``md``, ``csv`` or ``json`` text."""
+    from vaelab.analysis import compare as comparison
+    from vaelab.errors import ConfigError
+
+    if format not in ("md", "csv", "json"):
+        raise ConfigError(f"--format must be md, csv or json, not {format!r}")
+    return comparison.render(comparison.aggregate(comparison.collect(list(folders))), format)
+
+
+def reproduce(out: str | Path = "results", *, dataset: str | None = None, seeds: int = 3, profile: str = "quick",
+              data_dir: str | None = None, progress: bool = False, device: str = "auto") -> dict[str, Any]:
+    """Re-run the thesis study into ``out`` (results, runs, codes, figures, report); return ``results.json``."""
+    from vaelab.experiments.thesis import reproduce as run_study
+
+    return run_study(out, dataset=dataset, seeds=seeds, profile=profile, data_dir=data_dir, progress=progress,
+                     device=device)
+
+
+def report(out: str | Path) -> Path:
+    """Redraw the figures and ``report.html``/``report.md`` of a study folder from what it saved; the HTML's path."""
+    from vaelab.report.build import build_report
+
+    build_report(Path(out))
+    return Path(out) / "report.html"

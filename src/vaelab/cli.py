@@ -119,7 +119,6 @@ def train(
 ) -> None:
     """Train a model on a data set and write its run directory (checkpoint after every epoch)."""
     from vaelab import api
-    from vaelab.training.trainer import fit, resume_config
 
     options = dict(dataset=dataset, data_dir=data_dir, holdout=holdout, binarize=binarize, encoder=encoder,
                    decoder=decoder, objective=objective, beta=beta, hidden=hidden, latent=latent, epochs=epochs,
@@ -128,14 +127,11 @@ def train(
         others = [k for k, v in options.items() if v is not None and k != "epochs"]
         if others or model or config or out:
             fail("--resume continues a run with its saved config; only --epochs may be given with it")
-        run_config = resume_config(resume, epochs)
-        run_dir = resume
+        run = api.train(None, out=resume, resume=True, epochs=epochs, progress=not quiet, device=device)
     else:
         if model is None and config is None:
             model = "vae"
-        run_config = api.make_config(model, config_file=config, **options)
-        run_dir = out if out is not None else api.default_run_dir(model, run_config)
-    run = fit(run_config, run_dir, resume=resume is not None, progress=not quiet, device=device)
+        run = api.train(model, out=out, config_file=config, progress=not quiet, device=device, **options)
     _print_train_summary(run)
 
 
@@ -180,10 +176,10 @@ def reproduce(
     device: str = DEVICE_OPTION,
 ) -> None:
     """Re-run the thesis study (AE, VAE, conv VAE, conv-encoder VAE) over seeds; write results and a report."""
-    from vaelab.experiments.thesis import reproduce as run_study
+    from vaelab import api
 
-    results = run_study(out, dataset=dataset, seeds=seeds, profile=profile, data_dir=data_dir, progress=not quiet,
-                        device=device)
+    results = api.reproduce(out, dataset=dataset, seeds=seeds, profile=profile, data_dir=data_dir,
+                            progress=not quiet, device=device)
     _print_study_table(results)
     typer.echo(results["finding"])
     typer.echo(f"report: {out / 'report.html'}  (results: {out / 'results.json'})")
@@ -210,10 +206,9 @@ def _print_study_table(results: dict) -> None:
 @app.command()
 def report(out: Path = typer.Argument(..., help="a folder written by `vaelab reproduce`")) -> None:
     """Redraw the figures and report.html/report.md of a study from what it saved (no training)."""
-    from vaelab.report.build import build_report
+    from vaelab import api
 
-    build_report(out)
-    typer.echo(f"report: {out / 'report.html'}")
+    typer.echo(f"report: {api.report(out)}")
 
 
 @app.command()
@@ -226,28 +221,10 @@ def evaluate(
     device: str = DEVICE_OPTION,
 ) -> None:
     """Measure a run's test codes; write RUN_DIR/measures.json and print a table."""
-    from vaelab.analysis.evaluate import EvalSettings, parse_groups
-    from vaelab.analysis.evaluate import evaluate as run_evaluation
-    from vaelab.analysis.evaluate import make_reference, write_measures
-    from vaelab.data.sources import cache_root
-    from vaelab.training.trainer import load_run
+    from vaelab import api
 
-    groups = parse_groups(measures)
-    run = load_run(run_dir, device)
-    data = run.load_data()
-    seed = run.config.train.seed
-    settings = EvalSettings(iwae_k=iwae_k, iwae_examples=iwae_examples)
-    reference = None
-    if {"generation", "perturbation"} & set(groups):
-        from vaelab.analysis.classifier import load_or_train_classifier
-
-        safe = data.name.replace("idx:", "idx-").replace("/", "_")
-        folder = cache_root() / "classifiers" / f"{safe}-seed{seed}"
-        classifier, info = load_or_train_classifier(folder, data, seed, settings.classifier_epochs, run.model.device)
-        reference = make_reference(classifier, info, data)
-    evaluation = run_evaluation(run.model, data, seed, groups, settings, reference)
-    write_measures(run_dir, evaluation, groups, settings, reference)
-    _print_measures(evaluation.measures)
+    values = api.evaluate(run_dir, measures, iwae_k=iwae_k, iwae_examples=iwae_examples, device=device)
+    _print_measures(values)
     typer.echo(f"wrote {run_dir / 'measures.json'}")
 
 
@@ -270,24 +247,51 @@ def compare(
     format: str = typer.Option("md", "--format", "-f", help="md, csv or json"),
 ) -> None:
     """One table of every measure across models: mean ± 95% CI over seeds, best per row in bold."""
-    from vaelab.analysis import compare as comparison
+    from vaelab import api
 
-    if format not in ("md", "csv", "json"):
-        fail(f"--format must be md, csv or json, not {format!r}")
-    typer.echo(comparison.render(comparison.aggregate(comparison.collect(folders)), format), nl=False)
+    typer.echo(api.compare(folders, format), nl=False)
+
+
+INTERRUPTED = ("interrupted: finished work is saved; run the same command again to continue "
+               "(for `vaelab train`: `vaelab train --resume DIR`)")
 
 
 def main() -> None:
-    """Entry point of the ``vaelab`` console script."""
+    """Entry point of the ``vaelab`` console script: the one place that turns errors into one line.
+
+    User errors (:class:`VaelabError`), usage errors and file-system errors (a path
+    that is a file, a read-only folder, a full disk) end with one line on stderr and
+    exit status 2; Ctrl-C ends with a hint on how to continue and status 130.
+    """
     try:
-        app()
+        code = app(standalone_mode=False)
     except VaelabError as error:
-        typer.echo(f"error: {error}", err=True)
-        sys.exit(2)
+        _exit_with(f"error: {error}", 2)
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        _exit_with(f"error: {where}{error.strerror or error}: check the path (and the free disk space)", 2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: finished work is saved; run the same command again to continue "
-                   "(for `vaelab train`: `vaelab train --resume DIR`)", err=True)
-        sys.exit(130)
+        _exit_with(INTERRUPTED, 130)
+    except Exception as error:  # click's usage errors and aborts (typer vendors click: no stable import)
+        kind = type(error).__name__
+        if kind == "NoArgsIsHelpError":
+            typer.echo(error.format_message())
+            sys.exit(2)
+        if hasattr(error, "format_message") and hasattr(error, "exit_code"):
+            command = getattr(getattr(error, "ctx", None), "command_path", "vaelab")
+            message = " ".join(error.format_message().split())
+            _exit_with(f"error: {message} (see `{command} --help`)", 2)
+        if kind == "Abort":
+            _exit_with(INTERRUPTED, 130)
+        raise
+    if code == 130:  # typer turns Ctrl-C into exit code 130 before we see it
+        _exit_with(INTERRUPTED, 130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _exit_with(message: str, status: int) -> None:
+    typer.echo(message, err=True)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ class ModelConfig(_Strict):
     encoder: Literal["mlp", "conv"] = "mlp"
     decoder: Literal["mlp", "conv"] = "mlp"
     objective: Literal["ae", "vae"] = "vae"
-    beta: float = Field(1.0, ge=0.0, description="weight of the KL term (beta-VAE); 1 is the VAE")
+    beta: float = Field(1.0, ge=0.0, allow_inf_nan=False, description="weight of the KL term (beta-VAE); 1 is the VAE")
     hidden: int = Field(512, gt=0, le=16384, description="hidden width of the MLP parts")
     latent: int = Field(16, gt=0, le=4096, description="latent dimensions")
     negative_slope: float = Field(0.3, ge=0.0, lt=1.0, description="LeakyReLU slope (Keras default)")
@@ -56,7 +56,7 @@ class TrainConfig(_Strict):
 
     epochs: int = Field(10, gt=0, le=100000)
     batch_size: int = Field(128, gt=0, le=65536)
-    lr: float = Field(1e-3, gt=0.0, lt=1.0)
+    lr: float = Field(1e-3, gt=0.0, lt=1.0, allow_inf_nan=False)
     seed: int = Field(0, ge=0, lt=2**63)
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto (bf16 autocast where the hardware runs it natively, else fp32), fp32 or bf16")
@@ -119,6 +119,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist: check the path given to --config")
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text: save it as UTF-8 YAML") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -22,6 +22,10 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     On an exception the temporary file is removed and ``target`` is untouched.
     """
     target = Path(target)
+    if target.is_dir():
+        from vaelab.errors import VaelabError
+
+        raise VaelabError(f"{target} is a folder: give a file name to write to")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -35,6 +39,47 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+LOCK_NAME = ".vaelab-lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Own ``folder`` while writing it: a second vaelab process gets a one-line error.
+
+    An advisory ``flock`` on ``folder/.vaelab-lock``: the kernel releases it when
+    its process ends, however it ends, so a killed run's successor takes the
+    folder over without any clean-up. (Where ``fcntl`` is missing, as on
+    Windows, there is no lock.)
+    """
+    from vaelab.errors import RunError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RunError(f"{folder} is a file, not a folder: choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    handle = open(folder / LOCK_NAME, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise RunError(f"{folder} is being written by another vaelab process ({owner}): wait for it to "
+                           "finish, or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 TEMP_PATTERN = ".*.tmp"  # what atomic_path names its temporary files

@@ -24,5 +24,8 @@ def test_reproduce_quick_profile_from_the_cli(tmp_path):
         assert agg["knn5_accuracy"]["mean"] > 0.7, model  # real digits, really learned
         assert agg["silhouette"]["n"] == 3
     assert results["aggregate"]["vae"]["nll_iwae_binarized"]["mean"] < 200
+    from vaelab.hardware import resolve
+
+    assert results["hardware"] == resolve("auto", "auto")[1].as_dict()  # what `auto` chose here, recorded
     seen = check_report_in_browser(out / "report.html", tmp_path / "report.png")
     assert all(img["complete"] and img["spread"] > 100 for img in seen["images"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 import vaelab
 from vaelab.errors import RunError
@@ -63,3 +64,70 @@ def test_api_resume_with_a_conflicting_setting_is_refused(seed3_run):
     with pytest.raises(RunError, match="model.encoder='mlp'"):
         vaelab.train("conv-vae", out=seed3_run, resume=True, epochs=2)
     assert (seed3_run / "model.json").read_bytes() == before
+
+
+def test_a_kill_after_the_last_checkpoint_leaves_no_stale_weights_or_metrics(tmp_path):
+    # The kill window: the last epoch's checkpoint is renamed into place, then the process dies
+    # before weights.safetensors, metrics.jsonl and model.json are rewritten.
+    from safetensors.torch import load_file
+
+    from vaelab.api import make_config
+    from vaelab.training.trainer import fit
+
+    run_dir, reference = tmp_path / "run", tmp_path / "reference"
+    config = make_config("vae", epochs=2, seed=1, **TINY)
+    fit(config, reference, progress=False)
+    stale: dict[str, bytes] = {}
+
+    def keep_epoch_1_files(row):
+        if row["epoch"] == 1:
+            stale.update({n: (run_dir / n).read_bytes() for n in ("weights.safetensors", "metrics.jsonl", "model.json")})
+
+    fit(config, run_dir, progress=False, on_epoch=keep_epoch_1_files)
+    for name, content in stale.items():  # as the kill would have left them
+        (run_dir / name).write_bytes(content)
+
+    loaded = vaelab.load(run_dir)  # reads the checkpoint: the truth, even before any repair
+    assert len(loaded.history) == 2
+    expected = load_file(str(reference / "weights.safetensors"))
+    for key, value in loaded.model.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+
+    result = run_cli("train", "--resume", str(run_dir), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "weights.safetensors").read_bytes() != stale["weights.safetensors"]
+    repaired = load_file(str(run_dir / "weights.safetensors"))
+    assert all(torch.equal(repaired[k], expected[k]) for k in expected)
+    assert [json.loads(r)["epoch"] for r in (run_dir / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    info = json.loads((run_dir / "model.json").read_text())
+    assert info["status"] == "finished" and info["epochs_done"] == 2
+
+
+def test_a_damaged_metrics_line_does_not_make_the_run_unloadable(seed3_run):
+    (seed3_run / "metrics.jsonl").write_text("{not json\n")
+    assert len(vaelab.load(seed3_run).history) == 1  # the checkpoint holds the history
+
+
+def test_a_second_writer_of_a_run_folder_gets_one_line_and_the_first_finishes(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "vaelab", "train", "--model", "vae", "--epochs", "40", "--hidden", "64",
+               "--latent", "4", "--quiet", "--out", str(run_dir)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "model.json").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        second = run_cli("train", "--resume", str(run_dir), "--quiet")
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is being written by another vaelab process (pid" in lines[0], second.stderr
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    info = json.loads((run_dir / "model.json").read_text())
+    assert info["status"] == "finished" and info["epochs_done"] == 40

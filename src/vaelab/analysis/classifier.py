@@ -81,7 +81,9 @@ def load_or_train_classifier(folder: Path, data: Dataset, seed: int, epochs: int
     """The classifier saved in ``folder`` for this data set and seed (trained there first if missing), on ``device``."""
     folder = Path(folder)
     info_path, weights_path = folder / "classifier.json", folder / "weights.safetensors"
-    wanted = {"extractor": EXTRACTOR, "dataset": data.name, "seed": seed, "epochs": epochs}
+    # The data's fingerprint too: a cache made from other data (a swapped idx: folder) is rebuilt.
+    wanted = {"extractor": EXTRACTOR, "dataset": data.name, "data_fingerprint": data.fingerprint,
+              "seed": seed, "epochs": epochs}
     if info_path.is_file() and weights_path.is_file():
         info = read_json(info_path)
         if {k: info.get(k) for k in wanted} == wanted:

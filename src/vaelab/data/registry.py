@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ class Dataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     source: str  # where the files were found, for the record
+    label_values: list[int] | None = None  # the original labels, where they were remapped to 0..K-1
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -39,20 +42,78 @@ class Dataset:
 
     @property
     def class_names(self) -> list[str]:
-        """Human-readable class names (digits for MNIST)."""
+        """Human-readable class names (digits for MNIST; the original label values where they were remapped)."""
+        if self.label_values is not None:
+            return [str(value) for value in self.label_values]
         n_classes = int(max(self.train_labels.max(), self.test_labels.max())) + 1
         return CLASS_NAMES.get(self.name, [str(k) for k in range(n_classes)])
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the split's arrays (shapes, dtypes and bytes): what a run was trained on, exactly."""
+        digest = hashlib.sha256()
+        for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.shape}{array.dtype.str}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
     def summary(self) -> dict:
         """A JSON-able description, stored in every run directory."""
         return {
             "name": self.name,
+            "fingerprint": self.fingerprint,
             "source": self.source,
             "n_train": int(len(self.train_labels)),
             "n_test": int(len(self.test_labels)),
             "image_shape": list(self.image_shape),
             "n_classes": len(self.class_names),
         }
+
+
+MIN_TRAIN_IMAGES = 10  # the 10-NN measure needs that many training codes
+
+
+def validated(data: Dataset) -> Dataset:
+    """Check a data set at the boundary, once, before anything trains on it.
+
+    Accepted: any integer labels (remapped to 0..K-1 when they are negative or have
+    gaps, their values kept as class names), at least 2 classes (vaelab measures how
+    codes separate classes), at least 10 training and 3 test images, one image size.
+    """
+    for split, images, labels in (("train", data.train_images, data.train_labels),
+                                  ("test", data.test_images, data.test_labels)):
+        minimum = MIN_TRAIN_IMAGES if split == "train" else 3
+        if len(images) < minimum:
+            raise DataError(f"{data.name}: the {split} split has {len(images)} images; vaelab needs at least "
+                            f"{minimum}: give more data (or a smaller --holdout)")
+        if images.ndim != 3 or 0 in images.shape[1:]:
+            raise DataError(f"{data.name}: {split} images have shape {images.shape[1:]}; expected (height, width) "
+                            "single-channel images")
+        if len(np.unique(labels)) < 2:
+            raise DataError(f"{data.name}: the {split} split holds a single class; vaelab measures how codes "
+                            "separate classes and needs at least 2 in each split")
+    if data.train_images.shape[1:] != data.test_images.shape[1:]:
+        raise DataError(f"{data.name}: train images are {data.train_images.shape[1:]} but test images are "
+                        f"{data.test_images.shape[1:]}: both splits need one size")
+    values = np.unique(np.concatenate([data.train_labels, data.test_labels]))
+    if values[0] < 0 or values[-1] != len(values) - 1:
+        remap = {int(v): k for k, v in enumerate(values)}
+        data.train_labels = np.array([remap[int(v)] for v in data.train_labels], dtype=np.int64)
+        data.test_labels = np.array([remap[int(v)] for v in data.test_labels], dtype=np.int64)
+        data.label_values = [int(v) for v in values]
+    return data
+
+
+def check_same_data(recorded: dict, data: Dataset, where: str | Path) -> None:
+    """Refuse data that is not what a run (or cache) was made from: its recorded fingerprint must match.
+
+    Records written before fingerprints existed are accepted as they are.
+    """
+    before = recorded.get("fingerprint")
+    if before is not None and before != data.fingerprint:
+        raise DataError(f"{data.name} is not the data {where} was trained on (fingerprint {before[:12]}, now "
+                        f"{data.fingerprint[:12]}): restore the original files, or train again")
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -62,6 +123,10 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 def stratified_split(images: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int, what: str):
     """A seeded split that keeps the class proportions in both parts."""
+    values, counts = np.unique(labels, return_counts=True)
+    if counts.min() < 2:
+        raise DataError(f"{what}: class {values[counts.argmin()]} has a single image, and a stratified hold-out "
+                        "needs at least 2 per class: remove it, or give a test split (t10k-* files)")
     try:
         return train_test_split(
             images, labels, test_size=test_fraction, stratify=labels,
@@ -132,16 +197,16 @@ def load_dataset(name: str = EMBEDDED, *, data_dir: str | None = None, holdout: 
     cache and Debian's folders, then downloaded into the cache.
     """
     if name == EMBEDDED:
-        return load_mnist_5k(seed)
+        return validated(load_mnist_5k(seed))
     if name.startswith("idx:"):
-        return load_idx_folder(Path(name[4:]).expanduser(), name, holdout, seed)
+        return validated(load_idx_folder(Path(name[4:]).expanduser(), name, holdout, seed))
     if name in sources.REMOTE_DATASETS:
         folder = locate_full(name, data_dir)
         if folder is None:
             if not download:
                 raise DataError(f"{name} is not available locally: put its IDX files in {sources.cache_root() / name}")
             folder = sources.fetch_remote(sources.REMOTE_DATASETS[name], sources.cache_root() / name)
-        return load_idx_folder(folder, name, holdout, seed)
+        return validated(load_idx_folder(folder, name, holdout, seed))
     known = ", ".join([EMBEDDED, *sources.REMOTE_DATASETS, "idx:PATH"])
     raise DataError(f"unknown data set {name!r}: choose one of {known}")
 

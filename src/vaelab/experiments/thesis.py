@@ -32,10 +32,10 @@ from vaelab.analysis import stats
 from vaelab.analysis.classifier import load_or_train_classifier
 from vaelab.analysis.evaluate import GROUPS, EvalSettings, evaluate, make_reference, read_measures, write_measures
 from vaelab.config import RunConfig, build_config, preset
-from vaelab.data.registry import Dataset, load_dataset
+from vaelab.data.registry import Dataset, check_same_data, load_dataset
 from vaelab.errors import ConfigError, RunError, notice
 from vaelab.hardware import Resolved, make_deterministic, resolve
-from vaelab.io import read_json, remove_stale_temporaries, write_json, write_npz
+from vaelab.io import folder_lock, read_json, remove_stale_temporaries, write_json, write_npz
 from vaelab.training import checkpoint as ckpt
 from vaelab.training.trainer import fit, load_run
 
@@ -190,6 +190,7 @@ def train_or_reuse(config: RunConfig, run_dir: Path, data: Dataset, on_epoch: Ca
         info = ckpt.read_model_json(run_dir)
         if info["config"] != config:
             raise RunError(f"{run_dir} holds a run with another config: use another --out, or delete that folder")
+        check_same_data(info.get("dataset") or {}, data, run_dir)
         if info["status"] == "finished":
             return load_run(run_dir, device), True
         return fit(config, run_dir, resume=True, **common), False
@@ -241,7 +242,12 @@ def reproduce(out: str | Path, *, dataset: str | None = None, seeds: int = 3, pr
     plan = plan_study(dataset, seeds, profile, data_dir, epochs_scale)
     paths = StudyPaths(Path(out))
     torch_device, resolved = resolve(device, plan.profile.precision)
-    paths.root.mkdir(parents=True, exist_ok=True)
+    with folder_lock(paths.root):  # one writer per study folder
+        return _run_study(plan, paths, torch_device, resolved, progress, draw_report)
+
+
+def _run_study(plan: StudyPlan, paths: StudyPaths, torch_device: torch.device, resolved: Resolved,
+               progress: bool, draw_report: bool) -> dict[str, Any]:
     remove_stale_temporaries(paths.root)  # debris of a killed earlier run
     resolved = study_hardware(paths, resolved)
     make_deterministic(torch_device)

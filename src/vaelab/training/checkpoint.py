@@ -44,9 +44,13 @@ class Checkpoint:
 
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    with atomic_path(path) as tmp:
-        # Always CPU tensors: a run trained on a GPU resumes, encodes and evaluates on a CPU.
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    try:
+        with atomic_path(path) as tmp:
+            # Always CPU tensors: a run trained on a GPU resumes, encodes and evaluates on a CPU.
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    except SafetensorError as error:  # e.g. "No space left on device": the previous file is untouched
+        raise RunError(f"{path}: could not be written ({error}): free some space, then `vaelab train --resume "
+                       f"{path.parent}`") from None
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
@@ -82,8 +86,19 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.opti
         optim_tensors, metadata["optimizer"] = _flatten_optimizer(optimizer.state_dict())
         tensors.update(optim_tensors)
     _save_tensors(run_dir / CHECKPOINT, tensors, metadata)
-    # Derived files: rewritten from the checkpoint, so they can never run ahead of it.
-    _save_tensors(run_dir / WEIGHTS, model.state_dict(), {"format": "vaelab-weights-1", "epoch": str(epoch)})
+    write_derived(run_dir, model.state_dict(), epoch, history)
+
+
+def write_derived(run_dir: Path, model_state: dict[str, torch.Tensor], epoch: int,
+                  history: list[dict[str, Any]]) -> None:
+    """Rewrite ``weights.safetensors`` and ``metrics.jsonl`` from the checkpoint's content.
+
+    The checkpoint is the one source of truth of a run; these two files are copies
+    for users and other tools. A kill between the checkpoint's rename and these
+    writes leaves them one epoch behind, which :func:`load_trained_state` ignores and
+    a resume repairs.
+    """
+    _save_tensors(run_dir / WEIGHTS, model_state, {"format": "vaelab-weights-1", "epoch": str(epoch)})
     atomic_write(run_dir / METRICS, "".join(json.dumps(row) + "\n" for row in history))
 
 
@@ -104,6 +119,43 @@ def load_checkpoint(run_dir: Path) -> Checkpoint:
     optim_tensors = {k: v for k, v in tensors.items() if k.startswith("optim/")}
     optimizer_state = _unflatten_optimizer(optim_tensors, metadata["optimizer"]) if "optimizer" in metadata else None
     return Checkpoint(int(metadata["epoch"]), model_state, optimizer_state, json.loads(metadata["history"]))
+
+
+def load_trained_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """A run's weights and metric history, from its checkpoint (the source of truth) where there is one.
+
+    Only the model's tensors are read from the checkpoint, not the optimiser's.
+    A run folder without a checkpoint (weights exported alone) falls back to
+    ``weights.safetensors`` and ``metrics.jsonl``.
+    """
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        return load_weights(run_dir), _read_metrics(Path(run_dir) / METRICS)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            state = {k[len("model/"):]: handle.get_tensor(k) for k in handle.keys() if k.startswith("model/")}
+        history = json.loads(metadata["history"])
+    except (SafetensorError, OSError, ValueError, KeyError) as error:
+        raise RunError(f"{path}: unreadable checkpoint ({error}): delete the run directory and train again") from None
+    if metadata.get("format") != FORMAT:
+        raise RunError(f"{path}: not a vaelab checkpoint (format {metadata.get('format')!r})")
+    return state, history
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl`` that parse (a damaged line does not make the run unloadable)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def load_weights(run_dir: Path) -> dict[str, torch.Tensor]:

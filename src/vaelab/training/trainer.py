@@ -10,7 +10,6 @@ uninterrupted run would, and ends with bit-identical weights.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,10 +19,10 @@ from typing import Any, Callable
 import torch
 
 from vaelab.config import RunConfig, build_config, merge
-from vaelab.data.registry import Dataset, load_dataset, to_tensor
+from vaelab.data.registry import Dataset, check_same_data, load_dataset, to_tensor
 from vaelab.errors import RunError, TrainingDiverged, notice
 from vaelab.hardware import Resolved, autocast, make_deterministic, resolve
-from vaelab.io import remove_stale_temporaries
+from vaelab.io import folder_lock, remove_stale_temporaries
 from vaelab.models.registry import INFERENCE_BATCH, LatentModel, build_model
 from vaelab.training import checkpoint as ckpt
 from vaelab.seeding import torch_generator
@@ -42,9 +41,11 @@ class TrainedRun:
     hardware: dict[str, str] = field(default_factory=dict)  # the device and precision it was trained with
 
     def load_data(self) -> Dataset:
-        """Load the data set this run was trained on, with its split."""
+        """Load the data set this run was trained on, with its split; refuse data that has changed since."""
         data = self.config.data
-        return load_dataset(data.name, data_dir=data.data_dir, holdout=data.holdout, seed=self.config.train.seed)
+        loaded = load_dataset(data.name, data_dir=data.data_dir, holdout=data.holdout, seed=self.config.train.seed)
+        check_same_data(self.dataset, loaded, self.run_dir)
+        return loaded
 
 
 def binarize(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -124,13 +125,8 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
     another.
     """
     run_dir = Path(run_dir)
-    has_run = (run_dir / ckpt.MODEL_JSON).exists()
-    if has_run and not resume:
-        raise RunError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+    _check_can_write(run_dir, config, resume)
     torch_device, resolved = resolve(device, precision or config.train.precision)
-    if resume and has_run:
-        _check_same_run(run_dir, config)
-        resolved = _keep_recorded_precision(run_dir, resolved)
     make_deterministic(torch_device)
     data = dataset or load_dataset(config.data.name, data_dir=config.data.data_dir,
                                    holdout=config.data.holdout, seed=config.train.seed)
@@ -138,46 +134,72 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
     train_x, test_x = to_tensor(data.train_images).to(torch_device), to_tensor(data.test_images).to(torch_device)
     model = build_model(config.model, config.train.seed, data.image_shape).to(torch_device)
     optimizer = make_optimizer(model, config)
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    if resume:
-        remove_stale_temporaries(run_dir, recursive=False)  # debris of the killed run
-    if resume and (run_dir / ckpt.CHECKPOINT).exists():
-        state = ckpt.load_checkpoint(run_dir)
-        model.load_state_dict(state.model_state)
-        optimizer.load_state_dict(state.optimizer_state)
-        history, start_epoch = state.history, state.epoch
-        if start_epoch > config.train.epochs:
-            raise RunError(f"{run_dir} has trained {start_epoch} epochs already: give --epochs {start_epoch} "
-                           "or more to continue it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    hardware = resolved.as_dict()
-    ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "running", hardware)
-
-    n_batches = math.ceil(len(train_x) / config.train.batch_size)
-    with _progress_bar(progress, config.train.epochs * n_batches, start_epoch * n_batches, run_dir.name) as advance:
-        for epoch in range(start_epoch, config.train.epochs):
-            started = time.perf_counter()
-            train_terms = train_epoch(model, optimizer, train_x, config, epoch, advance, resolved.precision)
-            test_terms = evaluate_loss(model, test_x, config, resolved.precision)
-            if not all(math.isfinite(v) for v in (*train_terms.values(), *test_terms.values())):
-                raise TrainingDiverged(
-                    f"loss became NaN/Inf in epoch {epoch + 1}; the checkpoint of epoch {epoch} is kept in "
-                    f"{run_dir}: lower --lr or use --precision fp32"
-                )
-            row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_terms.items()},
-                   **{f"test_{k}": v for k, v in test_terms.items()},
-                   "seconds": round(time.perf_counter() - started, 3)}
-            history.append(row)
-            ckpt.save_checkpoint(run_dir, model, optimizer, epoch + 1, history)
-            ckpt.write_model_json(run_dir, config, data.summary(), epoch + 1,
-                                  "finished" if epoch + 1 == config.train.epochs else "running", hardware)
-            if on_epoch is not None:
-                on_epoch(row)
-    if start_epoch >= config.train.epochs:  # resumed a finished run: mark it, change nothing
-        ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "finished", hardware)
+    with folder_lock(run_dir):  # one writer per run folder; checked again now that we own it
+        _check_can_write(run_dir, config, resume)
+        if resume and (run_dir / ckpt.MODEL_JSON).exists():
+            check_same_data(ckpt.read_model_json(run_dir).get("dataset") or {}, data, run_dir)
+            resolved = _keep_recorded_precision(run_dir, resolved)
+        history, start_epoch = _restore(run_dir, model, optimizer, config) if resume else ([], 0)
+        hardware = resolved.as_dict()
+        ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "running", hardware)
+        n_batches = math.ceil(len(train_x) / config.train.batch_size)
+        with _progress_bar(progress, config.train.epochs * n_batches, start_epoch * n_batches, run_dir.name) as advance:
+            for epoch in range(start_epoch, config.train.epochs):
+                started = time.perf_counter()
+                train_terms = train_epoch(model, optimizer, train_x, config, epoch, advance, resolved.precision)
+                test_terms = evaluate_loss(model, test_x, config, resolved.precision)
+                if not all(math.isfinite(v) for v in (*train_terms.values(), *test_terms.values())):
+                    raise TrainingDiverged(_divergence_message(run_dir, epoch, config))
+                row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_terms.items()},
+                       **{f"test_{k}": v for k, v in test_terms.items()},
+                       "seconds": round(time.perf_counter() - started, 3)}
+                history.append(row)
+                ckpt.save_checkpoint(run_dir, model, optimizer, epoch + 1, history)
+                ckpt.write_model_json(run_dir, config, data.summary(), epoch + 1,
+                                      "finished" if epoch + 1 == config.train.epochs else "running", hardware)
+                if on_epoch is not None:
+                    on_epoch(row)
+        if start_epoch >= config.train.epochs:  # resumed a finished run: mark it, change nothing
+            ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "finished", hardware)
     model.eval()
     return TrainedRun(run_dir, config, model, data.summary(), history, hardware)
+
+
+def _divergence_message(run_dir: Path, epoch: int, config: RunConfig) -> str:
+    """What diverged, what is kept, and advice that can be followed."""
+    kept = (f"the checkpoint of epoch {epoch} is kept in {run_dir}" if epoch > 0
+            else f"no epoch finished, so {run_dir} holds no weights")
+    lower = f"--lr below {config.train.lr:g}"
+    if config.model.objective == "vae" and config.model.beta > 1:
+        lower += f" or --beta below {config.model.beta:g}"
+    return (f"loss became NaN/Inf in epoch {epoch + 1}; {kept}: train again with {lower} (or --precision fp32) "
+            f"into another --out, or delete {run_dir} first")
+
+
+def _check_can_write(run_dir: Path, config: RunConfig, resume: bool) -> None:
+    """A new run needs an empty place; a resumed one must be the same run (only epochs may change)."""
+    has_run = (run_dir / ckpt.MODEL_JSON).exists()
+    if has_run and not resume:
+        raise RunError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
+    if has_run:
+        _check_same_run(run_dir, config)
+
+
+def _restore(run_dir: Path, model: LatentModel, optimizer: torch.optim.Optimizer,
+             config: RunConfig) -> tuple[list[dict[str, Any]], int]:
+    """Load the last checkpoint of an interrupted run (if it finished an epoch); its history and epoch."""
+    remove_stale_temporaries(run_dir, recursive=False)  # debris of the killed run
+    if not (run_dir / ckpt.CHECKPOINT).exists():
+        return [], 0
+    state = ckpt.load_checkpoint(run_dir)
+    model.load_state_dict(state.model_state)
+    optimizer.load_state_dict(state.optimizer_state)
+    if state.epoch > config.train.epochs:
+        raise RunError(f"{run_dir} has trained {state.epoch} epochs already: give --epochs {state.epoch} "
+                       "or more to continue it")
+    # A kill after the checkpoint's rename may have left these one epoch behind: rederive them.
+    ckpt.write_derived(run_dir, model.state_dict(), state.epoch, state.history)
+    return state.history, state.epoch
 
 
 def resume_config(run_dir: str | Path, epochs: int | None = None) -> RunConfig:
@@ -245,13 +267,10 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = "auto") ->
     torch_device, _ = resolve(device, "fp32")
     make_deterministic(torch_device)
     model = build_model(config.model, config.train.seed, image_shape)
+    state, history = ckpt.load_trained_state(run_dir)
     try:
-        model.load_state_dict(ckpt.load_weights(run_dir))
+        model.load_state_dict(state)
     except RuntimeError:
         raise RunError(f"{run_dir}: weights do not match the config in model.json: the run is damaged") from None
     model.to(torch_device).eval()
-    history = []
-    metrics = run_dir / ckpt.METRICS
-    if metrics.exists():
-        history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     return TrainedRun(run_dir, config, model, info["dataset"], history, info.get("hardware") or {})
