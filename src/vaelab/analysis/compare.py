@@ -11,7 +11,7 @@ from typing import Any
 from vaelab.analysis import stats
 from vaelab.analysis.evaluate import read_measures
 from vaelab.analysis.measures import MEASURE_INFO, describe, is_detail
-from vaelab.config import PRESETS
+from vaelab.config import PRESETS, flatten
 from vaelab.errors import RunError
 from vaelab.io import read_json
 from vaelab.training.checkpoint import read_model_json
@@ -76,16 +76,6 @@ def _without_seed(config) -> dict[str, Any]:
     return values
 
 
-def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _labelled(groups: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     """A distinct label per group: the short label, plus the settings that differ where labels clash."""
     short = [run_label(group["config"]) for group in groups]
@@ -94,8 +84,8 @@ def _labelled(groups: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         clashing = [other for other, label in zip(groups, short) if label == short[index]]
         label = short[index]
         if len(clashing) > 1:
-            mine = _flat(_without_seed(group["config"]))
-            others = [_flat(_without_seed(other["config"])) for other in clashing if other is not group]
+            mine = flatten(_without_seed(group["config"]))
+            others = [flatten(_without_seed(other["config"])) for other in clashing if other is not group]
             differing = [key for key in mine if any(other.get(key) != mine[key] for other in others)]
             label += " " + ", ".join(f"{key.split('.')[-1]}={mine[key]}" for key in differing)
         labelled.append((label, group))

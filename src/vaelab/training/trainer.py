@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from vaelab.config import RunConfig, build_config, merge
+from vaelab.config import RunConfig, build_config, flatten, merge
 from vaelab.data.registry import Dataset, check_same_data, load_dataset, to_tensor
 from vaelab.errors import RunError, TrainingDiverged, notice
 from vaelab.hardware import Resolved, autocast, make_deterministic, resolve
@@ -212,22 +212,12 @@ def resume_config(run_dir: str | Path, epochs: int | None = None) -> RunConfig:
 
 def _check_same_run(run_dir: Path, config: RunConfig) -> None:
     """Resuming continues the saved run: only the number of epochs may differ."""
-    saved = _flatten(ckpt.read_model_json(run_dir)["config"].model_dump())
-    given = _flatten(config.model_dump())
+    saved = flatten(ckpt.read_model_json(run_dir)["config"].model_dump())
+    given = flatten(config.model_dump())
     for key, value in saved.items():
         if key != "train.epochs" and given.get(key) != value:
             raise RunError(f"{run_dir} holds a run with {key}={value!r}, not {given.get(key)!r}: resume it with its "
                            "saved config (`vaelab train --resume DIR`, optionally with --epochs), or choose another --out")
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _keep_recorded_precision(run_dir: Path, resolved: Resolved) -> Resolved:
