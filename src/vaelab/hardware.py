@@ -141,6 +141,23 @@ def resolve(device: str | torch.device | None = "auto", precision: str = "auto")
     return torch_device, Resolved(str(torch_device), chosen, cpu_capability(), torch.__version__.split("+")[0])
 
 
+def keep_recorded_precision(recorded: dict, resolved: Resolved, what: str, why: str) -> Resolved:
+    """The precision a run or study started with wins over what this machine would choose.
+
+    ``recorded`` is its saved ``hardware`` record (empty if none); when the two
+    differ, one line says so (``what`` names the run or study, ``why`` the reason).
+    """
+    before = recorded.get("precision")
+    if before not in ("fp32", "bf16") or before == resolved.precision:
+        return resolved
+    from vaelab.errors import notice
+
+    notice(f"{what} was started in {before} (CPU {recorded.get('cpu_capability', '?')}, "
+           f"{recorded.get('device', '?')}); this machine would choose {resolved.precision}: "
+           f"continuing in {before} {why}")
+    return Resolved(resolved.device, before, resolved.cpu_capability, resolved.torch)
+
+
 def info() -> dict[str, object]:
     """What ``vaelab info`` reports: torch, devices, CPU capability, what ``auto`` resolves to, threads."""
     cuda = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []

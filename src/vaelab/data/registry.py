@@ -98,9 +98,9 @@ def validated(data: Dataset) -> Dataset:
                         f"{data.test_images.shape[1:]}: both splits need one size")
     values = np.unique(np.concatenate([data.train_labels, data.test_labels]))
     if values[0] < 0 or values[-1] != len(values) - 1:
-        remap = {int(v): k for k, v in enumerate(values)}
-        data.train_labels = np.array([remap[int(v)] for v in data.train_labels], dtype=np.int64)
-        data.test_labels = np.array([remap[int(v)] for v in data.test_labels], dtype=np.int64)
+        # values is sorted and holds every label: a label's index in it is its new label.
+        data.train_labels = np.searchsorted(values, data.train_labels).astype(np.int64)
+        data.test_labels = np.searchsorted(values, data.test_labels).astype(np.int64)
         data.label_values = [int(v) for v in values]
     return data
 

@@ -33,8 +33,8 @@ from vaelab.analysis.classifier import load_or_train_classifier
 from vaelab.analysis.evaluate import GROUPS, EvalSettings, evaluate, make_reference, read_measures, write_measures
 from vaelab.config import RunConfig, build_config, preset
 from vaelab.data.registry import Dataset, check_same_data, load_dataset
-from vaelab.errors import ConfigError, RunError, notice
-from vaelab.hardware import Resolved, make_deterministic, resolve
+from vaelab.errors import ConfigError, RunError
+from vaelab.hardware import Resolved, keep_recorded_precision, make_deterministic, resolve
 from vaelab.io import folder_lock, read_json, remove_stale_temporaries, write_json, write_npz
 from vaelab.training import checkpoint as ckpt
 from vaelab.training.trainer import fit, load_run
@@ -204,13 +204,9 @@ def study_hardware(paths: "StudyPaths", resolved: Resolved) -> Resolved:
     keeps the one it started with (its runs stay comparable) and says so.
     """
     if paths.hardware.is_file():
-        recorded = read_json(paths.hardware)
-        before = recorded.get("precision")
-        if before in ("fp32", "bf16") and before != resolved.precision:
-            notice(f"{paths.root} was started in {before} (CPU {recorded.get('cpu_capability', '?')}); this machine "
-                   f"would choose {resolved.precision}: continuing in {before} so that its runs stay comparable "
-                   f"(use another --out to start over in {resolved.precision})")
-            resolved = Resolved(resolved.device, before, resolved.cpu_capability, resolved.torch)
+        resolved = keep_recorded_precision(read_json(paths.hardware), resolved, str(paths.root),
+                                           f"so that its runs stay comparable (use another --out to start over "
+                                           f"in {resolved.precision})")
     write_json(paths.hardware, resolved.as_dict())
     return resolved
 

@@ -20,8 +20,8 @@ import torch
 
 from vaelab.config import RunConfig, build_config, flatten, merge
 from vaelab.data.registry import Dataset, check_same_data, load_dataset, to_tensor
-from vaelab.errors import RunError, TrainingDiverged, notice
-from vaelab.hardware import Resolved, autocast, make_deterministic, resolve
+from vaelab.errors import RunError, TrainingDiverged
+from vaelab.hardware import autocast, keep_recorded_precision, make_deterministic, resolve
 from vaelab.io import folder_lock, remove_stale_temporaries
 from vaelab.models.registry import INFERENCE_BATCH, LatentModel, build_model
 from vaelab.training import checkpoint as ckpt
@@ -138,7 +138,8 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
         _check_can_write(run_dir, config, resume)
         if resume and (run_dir / ckpt.MODEL_JSON).exists():
             check_same_data(ckpt.read_model_json(run_dir).get("dataset") or {}, data, run_dir)
-            resolved = _keep_recorded_precision(run_dir, resolved)
+            resolved = keep_recorded_precision(ckpt.read_model_json(run_dir).get("hardware") or {}, resolved,
+                                               str(run_dir), "so the run stays consistent")
         history, start_epoch = _restore(run_dir, model, optimizer, config) if resume else ([], 0)
         hardware = resolved.as_dict()
         ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "running", hardware)
@@ -218,17 +219,6 @@ def _check_same_run(run_dir: Path, config: RunConfig) -> None:
         if key != "train.epochs" and given.get(key) != value:
             raise RunError(f"{run_dir} holds a run with {key}={value!r}, not {given.get(key)!r}: resume it with its "
                            "saved config (`vaelab train --resume DIR`, optionally with --epochs), or choose another --out")
-
-
-def _keep_recorded_precision(run_dir: Path, resolved: Resolved) -> Resolved:
-    """The precision a run was started with wins over what this machine would choose (one line if they differ)."""
-    recorded = ckpt.read_model_json(run_dir).get("hardware") or {}
-    before = recorded.get("precision")
-    if before is None or before == resolved.precision:
-        return resolved
-    notice(f"{run_dir} was trained in {before} (CPU {recorded.get('cpu_capability', '?')}, {recorded.get('device', '?')}); "
-           f"this machine would choose {resolved.precision}: continuing in {before} so the run stays consistent")
-    return Resolved(resolved.device, before, resolved.cpu_capability, resolved.torch)
 
 
 @contextlib.contextmanager
