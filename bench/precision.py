@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from vaelab.experiments.thesis import plan_study
+from vaelab.studies.spec import load_study
 from vaelab.hardware import autocast, info, resolve
 from vaelab.models import build_model
 from vaelab.training.trainer import make_optimizer
@@ -62,9 +62,10 @@ def main() -> None:
     # MLP steps are 70x cheaper than conv steps: give them 16x the images, so that every
     # measurement lasts long enough (about half a second) to rise above timer noise.
     images = torch.rand(16 * args.images, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    plan = plan_study(profile="quick")
+    spec = load_study("thesis")
+    models = {key: spec.run_config(key, spec.datasets[0], 0) for key in spec.models}
     print(f"{'model':<13}{'batch':>6}{'fp32 ms/img':>13}{'auto ms/img':>13}{'auto/fp32':>11}")
-    for key, config in plan.models.items():
+    for key, config in models.items():
         times = {"fp32": [], "auto": []}
         some = images if "conv" not in (config.model.encoder, config.model.decoder) else images[:args.images]
         for _ in range(args.repeats):  # interleaved, so drift hits both alike
@@ -75,7 +76,7 @@ def main() -> None:
     print(f"\nchannels_last for the conv models ({resolved.precision}):")
     print(f"{'model':<13}{'batch':>6}{'NCHW ms/img':>13}{'NHWC ms/img':>13}{'NHWC/NCHW':>11}")
     for key in ("conv-vae", "convenc-vae"):
-        config = plan.models[key]
+        config = models[key]
         nchw, nhwc = [], []
         for _ in range(args.repeats):
             nchw.append(seconds_per_image(config, resolved.precision, images[:args.images], channels_last=False))

@@ -13,7 +13,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from vaelab.experiments.thesis import reproduce
+from vaelab.api import reproduce
 
 
 def main() -> None:
@@ -24,13 +24,16 @@ def main() -> None:
         timings = json.loads((Path(tmp) / "study" / "timings.json").read_text())
     stages: dict[str, float] = defaultdict(float)
     for key, seconds in timings.items():
-        parts = key.split("/")
-        if parts[0] == "measure":
-            stages[f"  measure: {parts[1]}"] += seconds
-        elif parts[0] in ("train", "evaluate"):
-            stages[f"{parts[0]} {parts[1]}"] += seconds
-        else:
-            stages[parts[0]] += seconds
+        job, _, stage = key.partition("/")  # "vae seed 0 on mnist-5k/train", "classifier mnist-5k seed 0", ...
+        model = job.split(" seed ")[0]
+        if stage.startswith("measure/"):
+            stages[f"  measure: {stage.split('/')[1]}"] += seconds
+        elif stage in ("train", "evaluate"):
+            stages[f"{stage} {model}"] += seconds
+        elif job.startswith("classifier"):
+            stages["classifier"] += seconds
+        elif " seed " not in job:  # aggregate, figures, report (a job's own total is the sum of its stages)
+            stages[job] += seconds
     import torch
 
     from vaelab.hardware import resolve

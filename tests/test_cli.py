@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 def test_help_lists_every_command():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("info", "datasets", "train", "encode", "reproduce", "report", "evaluate", "compare"):
+    for command in ("info", "datasets", "train", "encode", "reproduce", "study", "report", "evaluate", "compare"):
         assert command in result.stdout
 
 
@@ -127,6 +127,6 @@ def test_reproduce_rejects_bad_profile_and_seeds(tmp_path):
 
 
 def test_every_study_command_has_help():
-    for command in ("reproduce", "report", "evaluate", "compare"):
-        result = run_cli(command, "--help")
+    for command in ("reproduce", "report", "evaluate", "compare", "study", "study run", "study show", "study list"):
+        result = run_cli(*command.split(), "--help")
         assert result.returncode == 0 and "Usage:" in result.stdout, command

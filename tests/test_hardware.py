@@ -13,7 +13,7 @@ from safetensors import safe_open
 from vaelab import hardware
 from vaelab.api import make_config
 from vaelab.errors import ConfigError
-from vaelab.experiments.thesis import StudyPaths, study_hardware
+from vaelab.studies.study import study_hardware
 from vaelab.training.trainer import fit, load_run
 from tests.conftest import run_cli
 
@@ -147,16 +147,15 @@ def test_resume_on_a_machine_that_resolves_otherwise_keeps_the_precision_and_say
 
 
 def test_a_study_resumed_elsewhere_keeps_its_precision_and_says_so(tmp_path, capsys):
-    paths = StudyPaths(tmp_path)
     started = hardware.Resolved("cpu", "bf16", "AVX512", "2.13.0")
-    assert study_hardware(paths, started) == started
+    assert study_hardware(tmp_path, started, 2) == started
     here = hardware.Resolved("cpu", "fp32", "AVX2", "2.13.0")
     capsys.readouterr()
-    kept = study_hardware(paths, here)
+    kept = study_hardware(tmp_path, here, 2)
     err = capsys.readouterr().err.strip().splitlines()
     assert kept.precision == "bf16" and kept.cpu_capability == "AVX2"
     assert len(err) == 1 and "continuing in bf16" in err[0] and "another --out" in err[0]
-    assert json.loads(paths.hardware.read_text())["precision"] == "bf16"
+    assert json.loads((tmp_path / "hardware.json").read_text())["precision"] == "bf16"
 
 
 def test_info_command_reports_capability_and_auto(tmp_path):

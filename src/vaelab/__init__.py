@@ -7,12 +7,13 @@ The Python API mirrors the CLI::
     run = vaelab.load("runs/vae")
     codes = vaelab.encode(run)          # test-split codes: mean, logvar, labels
     vaelab.evaluate("runs/vae")         # every measure -> runs/vae/measures.json
+    vaelab.run_study("my-study.yaml", out="studies/mine")  # any study file -> report.html
     vaelab.reproduce("results")         # the thesis study -> results/report.html
 """
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "compare", "encode", "evaluate", "load", "report", "reproduce", "train"]
-_API = ("train", "load", "encode", "evaluate", "compare", "reproduce", "report")
+__all__ = ["__version__", "compare", "encode", "evaluate", "load", "report", "reproduce", "run_study", "train"]
+_API = ("train", "load", "encode", "evaluate", "compare", "reproduce", "run_study", "report")
 
 
 def __getattr__(name):

@@ -5,6 +5,7 @@
 >>> codes = vaelab.encode(run)                                               # doctest: +SKIP
 >>> measures = vaelab.evaluate("runs/vae", groups="separation,knn")          # doctest: +SKIP
 >>> print(vaelab.compare(["runs/vae", "runs/ae"]))                           # doctest: +SKIP
+>>> results = vaelab.run_study("my-study.yaml", out="studies/mine")          # doctest: +SKIP
 >>> results = vaelab.reproduce("results", seeds=3)                           # doctest: +SKIP
 """
 
@@ -138,13 +139,46 @@ def compare(folders: list[str | Path], format: str = "md") -> str:
     return comparison.render(comparison.aggregate(comparison.collect(list(folders))), format)
 
 
-def reproduce(out: str | Path = "results", *, dataset: str | None = None, seeds: int = 3, profile: str = "quick",
-              data_dir: str | None = None, progress: bool = False, device: str = "auto") -> dict[str, Any]:
-    """Re-run the thesis study into ``out`` (results, runs, codes, figures, report); return ``results.json``."""
-    from vaelab.experiments.thesis import reproduce as run_study
+def run_study(study: str | Path | Any, out: str | Path | None = None, *, executor: str = "local",
+              address: str | None = None, cpus_per_cell: int | None = None, gpus_per_cell: float = 0.0,
+              device: str = "auto", progress: bool = False, draw_report: bool = True) -> dict[str, Any]:
+    """Run a study (a YAML file, a built-in study's name, or a :class:`~vaelab.studies.spec.StudySpec`).
 
-    return run_study(out, dataset=dataset, seeds=seeds, profile=profile, data_dir=data_dir, progress=progress,
-                     device=device)
+    Writes ``out`` (default ``studies/<name>``): runs, results.json, figures and the
+    report; returns ``results.json``. Finished cells are reused, interrupted ones
+    resume, failed ones are listed under ``failed`` while the others finish.
+    ``executor``: ``local`` or ``ray`` (``address``, ``cpus_per_cell``, ``gpus_per_cell``).
+    """
+    from vaelab.studies.spec import StudySpec, load_study
+    from vaelab.studies.study import run_study as run
+
+    spec = study if isinstance(study, StudySpec) else load_study(study)
+    out = Path(out) if out is not None else Path("studies") / spec.name
+    return run(spec, out, executor=executor, address=address, cpus_per_cell=cpus_per_cell,
+               gpus_per_cell=gpus_per_cell, device=device, progress=progress, draw_report=draw_report)
+
+
+PROFILES = {"quick": "thesis", "full": "thesis-full"}
+
+
+def reproduce(out: str | Path = "results", *, dataset: str | None = None, seeds: int = 3, profile: str = "quick",
+              data_dir: str | None = None, progress: bool = False, device: str = "auto",
+              **execution: Any) -> dict[str, Any]:
+    """Re-run the thesis study into ``out``: the built-in study ``thesis`` (``profile="quick"``) or
+    ``thesis-full`` (``"full"``) on ``dataset`` with seeds 0..``seeds``-1; return ``results.json``.
+
+    ``execution``: ``executor``, ``address``, ``cpus_per_cell``, ``gpus_per_cell`` as in :func:`run_study`.
+    """
+    from vaelab.errors import ConfigError
+    from vaelab.studies.spec import load_study
+
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}: choose quick or full")
+    if not 1 <= seeds <= 100:
+        raise ConfigError(f"--seeds must be between 1 and 100, not {seeds}")
+    spec = load_study(PROFILES[profile]).with_overrides(datasets=[dataset] if dataset else None, seeds=seeds,
+                                                        data_dir=data_dir)
+    return run_study(spec, out, progress=progress, device=device, **execution)
 
 
 def report(out: str | Path) -> Path:

@@ -165,46 +165,182 @@ def encode(
     typer.echo(f"wrote {len(codes.labels)} {split} codes ({codes.mean.shape[1]} dims: {kinds}) -> {out}")
 
 
+EXECUTOR_OPTION = typer.Option("local", "--executor", help="local (in this process) or ray (one Ray task per cell)")
+ADDRESS_OPTION = typer.Option(None, "--address", help="a Ray cluster to join (ray executor) [a private local instance]")
+CPUS_OPTION = typer.Option(None, "--cpus-per-cell", help="CPUs (torch threads) per cell [local: all; ray: 1]")
+GPUS_OPTION = typer.Option(0.0, "--gpus-per-cell", help="GPUs per cell, may be fractional (ray executor)")
+
+
 @app.command()
 def reproduce(
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="data set [quick: mnist-5k, full: mnist]"),
     seeds: int = typer.Option(3, help="number of seeds (0, 1, ...); statistics are over seeds"),
-    profile: str = typer.Option("quick", help="quick (minutes, mnist-5k) or full (thesis-scale, hours)"),
+    profile: str = typer.Option("quick", help="quick (the built-in study `thesis`: minutes, mnist-5k) or full "
+                                              "(`thesis-full`: thesis-scale, hours)"),
     out: Path = typer.Option(Path("results"), "--out", "-o", help="output folder; reused runs are skipped"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder holding mnist/fashion-mnist IDX files"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
     device: str = DEVICE_OPTION,
+    executor: str = EXECUTOR_OPTION,
+    address: Optional[str] = ADDRESS_OPTION,
+    cpus_per_cell: Optional[int] = CPUS_OPTION,
+    gpus_per_cell: float = GPUS_OPTION,
 ) -> None:
     """Re-run the thesis study (AE, VAE, conv VAE, conv-encoder VAE) over seeds; write results and a report."""
     from vaelab import api
 
     results = api.reproduce(out, dataset=dataset, seeds=seeds, profile=profile, data_dir=data_dir,
-                            progress=not quiet, device=device)
-    _print_study_table(results)
-    typer.echo(results["finding"])
+                            progress=not quiet, device=device, executor=executor, address=address,
+                            cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell)
+    _print_study_results(results, out)
+
+
+study_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                        help="Studies as data: models x data sets x seeds in one YAML file (run, show, list).")
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("run")
+def study_run(
+    study: str = typer.Argument(..., help="a study YAML file, or a built-in study (see `vaelab study list`)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="study folder [studies/<name>]; finished cells are reused"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
+    device: str = DEVICE_OPTION,
+    executor: str = EXECUTOR_OPTION,
+    address: Optional[str] = ADDRESS_OPTION,
+    cpus_per_cell: Optional[int] = CPUS_OPTION,
+    gpus_per_cell: float = GPUS_OPTION,
+) -> None:
+    """Run every cell (data set, model, seed) of a study; write results.json, figures and a report."""
+    from vaelab import api
+    from vaelab.studies.spec import load_study
+
+    spec = load_study(study)
+    out = out if out is not None else Path("studies") / spec.name
+    results = api.run_study(spec, out, executor=executor, address=address, cpus_per_cell=cpus_per_cell,
+                            gpus_per_cell=gpus_per_cell, device=device, progress=not quiet)
+    _print_study_results(results, out)
+
+
+@study_app.command("show")
+def study_show(
+    study: str = typer.Argument(..., help="a study YAML file, or a built-in study"),
+    estimate: bool = typer.Option(True, "--estimate/--no-estimate", help="time a few training steps of each "
+                                  "model here to estimate the training time"),
+    device: str = DEVICE_OPTION,
+) -> None:
+    """The resolved plan: data sets, seeds, each model's settings and identity, cells, epochs, estimated time."""
+    from rich.table import Table
+
+    from vaelab.studies.spec import load_study
+    from vaelab.studies.study import plan
+
+    spec = load_study(study)
+    cells = plan(spec)
+    typer.echo(f"study {spec.name}: {spec.title or spec.description}")
+    typer.echo(f"data sets: {', '.join(spec.datasets)}; seeds: {', '.join(map(str, spec.seeds))}; "
+               f"measures: {', '.join(spec.measures)}")
+    table = Table("model", "label", "preset", "enc/dec", "objective", "latent", "epochs", "batch", "lr",
+                  "identity (first cell)", box=None, header_style="bold")
+    for key in spec.models:
+        cell = next(c for c in cells if c.model == key)
+        cfg = cell.config
+        objective = cfg.model.objective + (f" β={cfg.model.beta:g}" if cfg.model.objective == "vae" else "")
+        table.add_row(key, spec.label(key), spec.models[key].preset, f"{cfg.model.encoder}/{cfg.model.decoder}",
+                      objective, str(cfg.model.latent), str(cfg.train.epochs), str(cfg.train.batch_size),
+                      f"{cfg.train.lr:g}", cell.identity)
+    _console().print(table)
+    epochs = sum(c.config.train.epochs for c in cells)
+    typer.echo(f"{len(cells)} cells ({len(spec.datasets)} data sets x {len(spec.models)} models x "
+               f"{len(spec.seeds)} seeds), {epochs} epochs in all")
+    for comparison in spec.comparisons:
+        typer.echo(f"compare {comparison.a} - {comparison.b}: {', '.join(comparison.measures)}")
+    if estimate:
+        _print_estimate(spec, cells, device)
+
+
+def _print_estimate(spec, cells, device: str) -> None:
+    from vaelab.hardware import resolve
+    from vaelab.studies.estimate import training_estimate
+
+    total, notes = 0.0, []
+    for dataset in spec.datasets:
+        n_train, shape, where = _data_size(dataset, spec.data_dir)
+        found = training_estimate([c.config for c in cells if c.dataset == dataset], n_train, shape, device)
+        total += found["seconds"]
+        notes.append(f"{dataset}: {n_train:,} training images{where}")
+    _, resolved = resolve(device, spec.precision)
+    typer.echo(f"estimated training time here: {_duration(total)} ({resolved.device}, {resolved.precision}, CPU "
+               f"capability {resolved.cpu_capability}; measured now; evaluation comes on top); " + "; ".join(notes))
+
+
+def _data_size(dataset: str, data_dir: str | None) -> tuple[int, tuple[int, int, int], str]:
+    from vaelab.data import sources
+    from vaelab.data.registry import load_dataset, locate_full
+
+    if dataset in sources.REMOTE_DATASETS and locate_full(dataset, data_dir) is None:
+        return 60000, (1, 28, 28), " (not here yet: downloaded on first use)"
+    data = load_dataset(dataset, data_dir=data_dir, seed=0)
+    return len(data.train_labels), data.image_shape, ""
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@study_app.command("list")
+def study_list() -> None:
+    """The built-in studies shipped with vaelab."""
+    from vaelab.studies.spec import builtin_studies, load_study
+
+    for name in builtin_studies():
+        spec = load_study(name)
+        cells = len(spec.datasets) * len(spec.models) * len(spec.seeds)
+        typer.echo(f"{name:<14}{cells:>3} cells  {', '.join(spec.datasets)}: {spec.description}")
+
+
+def _print_study_results(results: dict, out: Path) -> None:
+    for dataset, part in results["datasets"].items():
+        _print_study_table(results, dataset, part)
+        if part["finding"]:
+            typer.echo(part["finding"])
+    for failure in results["failed"]:
+        typer.echo(f"failed: {failure['job']}: {failure['error']}", err=True)
     typer.echo(f"report: {out / 'report.html'}  (results: {out / 'results.json'})")
+    if results["failed"]:
+        from vaelab.errors import RunError
+
+        raise RunError(f"{len(results['failed'])} job(s) failed (listed above; the others finished): fix the cause "
+                       "and run the same command again to redo only those")
 
 
 STUDY_COLUMNS = {"silhouette": "silhouette", "knn5_accuracy": "5-NN acc", "linear_probe_accuracy": "probe acc",
                  "recon_bce": "recon BCE", "prior_fd": "prior FD", "nll_iwae_binarized": "IWAE NLL"}
 
 
-def _print_study_table(results: dict) -> None:
+def _print_study_table(results: dict, dataset: str, part: dict) -> None:
     from rich.table import Table
 
     from vaelab.analysis.compare import fmt, fmt_ci
 
-    table = Table("model", "thesis", *STUDY_COLUMNS.values(), box=None, header_style="bold",
-                  title="mean ± 95% CI over seeds", title_justify="left")
+    reference = results["study"].get("reference") or {}
+    values = reference.get("values", {})
+    columns = (["reference"] if reference else []) + list(STUDY_COLUMNS.values())
+    table = Table("model", *columns, box=None, header_style="bold",
+                  title=f"{dataset}: mean ± 95% CI over seeds", title_justify="left")
     for model in results["study"]["models"]:
-        agg = results["aggregate"][model]
+        agg = part["aggregate"][model]
         cells = [fmt_ci(agg[k]) if k in agg else "—" for k in STUDY_COLUMNS]
-        table.add_row(model, fmt(results["thesis_table_4_2"].get(model)), *cells)
+        table.add_row(model, *([fmt(values.get(model))] if reference else []), *cells)
     _console().print(table)
 
 
 @app.command()
-def report(out: Path = typer.Argument(..., help="a folder written by `vaelab reproduce`")) -> None:
+def report(out: Path = typer.Argument(..., help="a study folder (`vaelab study run` or `vaelab reproduce`)")) -> None:
     """Redraw the figures and report.html/report.md of a study from what it saved (no training)."""
     from vaelab import api
 

@@ -85,6 +85,24 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+class EvalSettings(_Strict):
+    """How much work the costly measures may do (the evaluation settings of a run or a study).
+
+    Saved beside the measures in ``measures.json``: measures made with other
+    settings are redone, never mixed.
+    """
+
+    iwae_k: int = Field(1000, gt=0, le=100000, description="importance samples per image for the IWAE bound")
+    iwae_examples: int | None = Field(None, gt=0, description="test images for IWAE (None: all)")
+    generation_samples: int = Field(1000, gt=1, le=1000000, description="prior samples for the Fréchet distance")
+    sigmas: tuple[float, ...] = Field((0.0, 0.5, 1.0, 2.0, 4.0), min_length=1,
+                                      description="noise scales of the perturbation experiment")
+    perturbation_examples: int | None = Field(None, gt=0, description="test codes perturbed (None: all)")
+    tsne_points: int = Field(2000, gt=10, description="codes on the t-SNE map (a seeded subsample)")
+    tsne_iterations: int = Field(500, gt=0, le=100000, description="openTSNE steps after early exaggeration")
+    classifier_epochs: int = Field(4, gt=0, le=1000, description="epochs of the feature classifier")
+
+
 def preset(name: str) -> dict[str, Any]:
     """The model settings of a named preset (``ae``, ``vae``, ``conv-vae``, ``convenc-vae``)."""
     if name not in PRESETS:
@@ -112,13 +130,15 @@ def build_config(values: dict[str, Any]) -> RunConfig:
         raise ConfigError(format_validation_error(error)) from None
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict (empty file -> empty dict)."""
+def read_yaml(path: str | Path, holds: str = "data/model/train sections") -> dict[str, Any]:
+    """Read a YAML config file into a dict (empty file -> empty dict); ``holds`` says what it should hold."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist: check the path given to --config")
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKey as error:
+        raise ConfigError(f"config file {path}: {error}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text: save it as UTF-8 YAML") from None
     except yaml.YAMLError as error:
@@ -128,8 +148,26 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a mapping with data/model/train sections")
+        raise ConfigError(f"config file {path} must hold a mapping with {holds}")
     return loaded
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (not silently the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(f"key {key!r} appears twice (line {key_node.start_mark.line + 1}): "
+                                    "give each key once")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def test_two_studies_with_the_same_folder_name_stay_apart(tmp_path):
     folders = []
     for parent, value in (("one", 0.1), ("two", 0.2)):
         folder = tmp_path / parent / "results"
-        write_json(folder / "results.json", {"per_seed": {"vae": {"0": {"silhouette": value}}}})
+        write_json(folder / "results.json", {"datasets": {"mnist-5k": {"per_seed": {"vae": {"0": {"silhouette": value}}}}}})
         folders.append(folder)
     table = collect(folders)
     assert len(table) == 2

@@ -45,10 +45,13 @@ def collect(folders: list[str | Path]) -> dict[str, dict[str, dict[str, float]]]
     groups: dict[str, dict[str, Any]] = {}  # config without seed (JSON) -> config and {seed: (folder, measures)}
     for folder in map(Path, folders):
         if (folder / "results.json").is_file():
-            results = read_json(folder / "results.json")
-            for model, seeds in results["per_seed"].items():
-                label = model if len(studies) == 1 else f"{study_names[folder]}:{model}"
-                table.setdefault(label, {}).update(seeds)
+            results = _study_results(folder)
+            parts = results["datasets"]
+            for dataset, part in parts.items():
+                for model, seeds in part["per_seed"].items():
+                    label = model if len(parts) == 1 else f"{model} ({dataset})"
+                    label = label if len(studies) == 1 else f"{study_names[folder]}:{label}"
+                    table.setdefault(label, {}).update(seeds)
         elif (folder / "model.json").is_file():
             saved = read_measures(folder)
             if saved is None:
@@ -68,6 +71,20 @@ def collect(folders: list[str | Path]) -> dict[str, dict[str, dict[str, float]]]
     for label, group in _labelled(list(groups.values())):
         table[label] = group["measures"]
     return table
+
+
+def _study_results(folder: Path) -> dict[str, Any]:
+    """A study folder's results.json, checked enough to compare (one-line errors otherwise)."""
+    path = folder / "results.json"
+    try:
+        results = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RunError(f"{path} is damaged (not JSON): run the study again to rewrite it") from None
+    parts = results.get("datasets") if isinstance(results, dict) else None
+    if not isinstance(parts, dict) or not all(isinstance(p, dict) and isinstance(p.get("per_seed"), dict)
+                                              for p in parts.values()):
+        raise RunError(f"{path} is not a vaelab study's results (or an older format): run the study again")
+    return results
 
 
 def _without_seed(config) -> dict[str, Any]:

@@ -16,7 +16,7 @@ Groups (``vaelab evaluate --measures``):
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +25,13 @@ import numpy as np
 from vaelab.analysis import generate, likelihood, measures
 from vaelab.analysis.embed import tsne_map
 from vaelab.analysis.encode import Codes, encode_split
+from vaelab.config import EvalSettings
 from vaelab.data.registry import Dataset, to_tensor
 from vaelab.errors import ConfigError
 from vaelab.io import read_json, write_json
 
 GROUPS = ("separation", "knn", "probe", "clustering", "map", "health", "likelihood", "generation", "perturbation")
 CLASSIFIER_GROUPS = {"generation", "perturbation"}
-
-
-@dataclass
-class EvalSettings:
-    """How much work the costly measures may do."""
-
-    iwae_k: int = 1000
-    iwae_examples: int | None = None  # None: the whole test split
-    generation_samples: int = 1000
-    sigmas: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
-    perturbation_examples: int | None = None  # None: the whole test split; else a seeded subsample
-    tsne_points: int = 2000  # t-SNE map and trustworthiness on a seeded subsample this size
-    tsne_iterations: int = 500  # openTSNE's optimisation steps after early exaggeration
-    classifier_epochs: int = 4
 
 
 @dataclass
@@ -181,7 +168,7 @@ def write_measures(run_dir: Path, evaluation: Evaluation, groups: tuple[str, ...
     record = {
         "measures": evaluation.measures,
         "groups": list(groups),
-        "settings": asdict(settings),
+        "settings": settings.model_dump(mode="json"),
         "classifier": reference.info if reference is not None else None,
         "timings": evaluation.timings,
     }

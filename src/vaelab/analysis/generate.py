@@ -38,3 +38,33 @@ def perturb(codes: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     scale = codes.std(axis=0, keepdims=True)
     noise = torch.randn(codes.shape, generator=torch_generator(seed, "perturb", sigma), dtype=torch.float64).numpy()
     return (codes + sigma * scale * noise).astype(np.float32)
+
+
+N_SHOWN = 10  # test images shown per row in the figures
+N_PRIOR = 12  # prior draws shown per model
+
+
+def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.ndarray, seed: int,
+                 sigmas: tuple[float, ...], class_names: list[str]) -> dict[str, np.ndarray]:
+    """What the report's image figures show for one run, decoded once so that the report only reads.
+
+    ``originals``/``reconstructions``: the first test images and their decodings;
+    ``centroids``: decoded class centroids (class order); ``prior``: the shared prior
+    draws (the same for every model with this latent size and seed); ``perturbed``:
+    (len(sigmas), N_SHOWN, H, W) decoded codes plus noise; ``silhouettes``: each test
+    code's silhouette (sklearn), for the per-class plots; ``class_names`` in label order.
+    """
+    from sklearn.metrics import silhouette_samples
+
+    shown = codes[:N_SHOWN]
+    latent = codes.shape[1]
+    return {
+        "originals": test_images[:N_SHOWN].astype(np.float32) / 255.0,
+        "reconstructions": decode(model, shown),
+        "centroids": decode(model, class_centroids(codes, labels)),
+        "prior": decode(model, prior_draws(N_PRIOR, latent, seed)),
+        "sigmas": np.asarray(sigmas, dtype=np.float64),
+        "perturbed": np.stack([decode(model, perturb(codes, sigma, seed)[:N_SHOWN]) for sigma in sigmas]),
+        "silhouettes": silhouette_samples(codes.astype(np.float64), labels),
+        "class_names": np.asarray(class_names, dtype=str),
+    }

@@ -207,8 +207,15 @@ def load_dataset(name: str = EMBEDDED, *, data_dir: str | None = None, holdout: 
                 raise DataError(f"{name} is not available locally: put its IDX files in {sources.cache_root() / name}")
             folder = sources.fetch_remote(sources.REMOTE_DATASETS[name], sources.cache_root() / name)
         return validated(load_idx_folder(folder, name, holdout, seed))
+    raise DataError(unknown_dataset(name))
+
+
+def unknown_dataset(name: str) -> str | None:
+    """Why ``name`` names no data set (one line), or None when it names one."""
+    if name == EMBEDDED or name in sources.REMOTE_DATASETS or (name.startswith("idx:") and len(name) > 4):
+        return None
     known = ", ".join([EMBEDDED, *sources.REMOTE_DATASETS, "idx:PATH"])
-    raise DataError(f"unknown data set {name!r}: choose one of {known}")
+    return f"unknown data set {name!r}: choose one of {known}"
 
 
 def list_datasets(data_dir: str | None = None) -> list[dict[str, str]]:

@@ -1,100 +1,127 @@
 """Draw the figures and write ``report.html`` and ``report.md`` from a study folder.
 
-Needs only what :func:`vaelab.experiments.thesis.reproduce` saved (results,
-codes, maps, run directories), so ``vaelab report DIR`` redraws without
-training.
+Reads only what the study saved: ``results.json`` and, for each model, the run
+directory of its first finished seed (``grids.npz`` with the decoded images,
+``map.npz``, ``codes.npz``, ``metrics.jsonl``). Nothing is trained, loaded
+into a model or decoded again, so ``vaelab report DIR`` is quick. Any models
+and data sets: a section per data set; parts a study switches on (``panels``,
+e.g. the thesis's) add to it.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import time
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sklearn.metrics import silhouette_samples
 
-from vaelab.analysis import generate
-from vaelab.analysis.encode import Codes
 from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci
-from vaelab.data.registry import load_dataset
-from vaelab.experiments.thesis import MODELS, StudyPaths, load_results
-from vaelab.io import atomic_write
+from vaelab.errors import RunError
+from vaelab.io import atomic_write, read_json
 from vaelab.report import figures
-from vaelab.training.trainer import load_run
+from vaelab.training.checkpoint import METRICS, read_metrics
 
-N_SHOWN = 10
+KEY_MEASURES = ["silhouette", "knn5_accuracy", "linear_probe_accuracy", "kmeans_nmi", "tsne_trustworthiness"]
 
 
-def draw_figures(root: Path, results: dict) -> dict[str, Path]:
-    """Draw every figure of the study into ``root/figures``; return name -> path."""
-    paths = StudyPaths(root)
-    study = results["study"]
-    seed = study["seeds"][0]
-    data = load_dataset(study["dataset"], data_dir=_data_dir(study), seed=seed)
-    names = data.class_names
-    runs = {key: load_run(paths.run(key, seed)) for key in study["models"]}
-    models = {key: run.model for key, run in runs.items()}
-    codes = {key: Codes.load(paths.codes(key, seed)) for key in study["models"]}
-    label = {key: MODELS.get(key, key) for key in study["models"]}
-    out = paths.figures
+def load_results(out: str | Path) -> dict[str, Any]:
+    """``results.json`` of a study folder, with one-line errors for a missing, damaged or older file."""
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        raise RunError(f"{out}: no results.json: run `vaelab study run FILE --out {out}` "
+                       f"(or `vaelab reproduce --out {out}`) first")
+    try:
+        results = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RunError(f"{path} is damaged (not JSON): run the study again into {out} to rewrite it") from None
+    if not isinstance(results, dict) or not isinstance(results.get("datasets"), dict) or "study" not in results:
+        raise RunError(f"{path} was not written by this version of vaelab's studies: run the study again "
+                       f"into a new folder")
+    return results
+
+
+def _npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {name: saved[name] for name in saved.files}
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing: run the study again to redo that cell") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        raise RunError(f"{path} is damaged: delete it and run the study again to redo that cell") from None
+
+
+def _first_finished(part: dict, model: str, seeds: list[int]) -> str | None:
+    """The first seed (study order) with measures for ``model``: the one the figures show."""
+    for seed in seeds:
+        if str(seed) in part["per_seed"][model]:
+            return str(seed)
+    return None
+
+
+def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> dict[str, Path]:
+    """The figures of one data set's section into ``out``; return name -> path (absent parts are skipped)."""
+    study, part = results["study"], results["datasets"][dataset]
+    shown = {}
+    for model in study["models"]:
+        seed = _first_finished(part, model, study["seeds"])
+        if seed is not None:
+            shown[model] = (seed, root / part["runs"][model][seed])
+    if not shown:
+        return {}
+    label = {key: study["models"][key]["label"] for key in shown}
+    grids = {key: _npz(run / "grids.npz") for key, (_, run) in shown.items()}
+    first = next(iter(grids.values()))
+    names = [str(name) for name in first["class_names"]]
     drawn: dict[str, Path] = {}
 
-    # 1. reconstructions of the first test images
-    first = data.test_images[:N_SHOWN].astype(np.float32) / 255.0
-    rows = {"original": first}
-    rows.update({label[k]: generate.decode(m, codes[k].mean[:N_SHOWN]) for k, m in models.items()})
+    rows = {"original": first["originals"], **{label[k]: g["reconstructions"] for k, g in grids.items()}}
     drawn["reconstructions"] = figures.image_rows(rows, out / "reconstructions.png",
-                                                  "Experiment 1: first test images and their reconstructions")
-    # 2. class centroids
-    rows = {label[k]: generate.decode(m, generate.class_centroids(codes[k].mean, codes[k].labels))
-            for k, m in models.items()}
-    drawn["centroids"] = figures.image_rows(rows, out / "centroids.png",
-                                            "Experiment 2: decoded class centroids of the test codes", names)
-    # 3./4. the same prior draws through every decoder
-    z = generate.prior_draws(12, models["vae"].config.latent, seed)
-    drawn["prior"] = figures.image_rows({label[k]: generate.decode(models[k], z) for k in ("ae", "vae")},
-                                        out / "prior.png", "Experiment 3: the same N(0, I) draws, AE vs VAE decoder")
-    drawn["improved"] = figures.image_rows({label[k]: generate.decode(models[k], z) for k in ("vae", "conv-vae")},
-                                           out / "improved.png", "Experiment 4: the same N(0, I) draws, MLP vs conv VAE")
-    # 5. t-SNE maps
+                                                  "First test images and their reconstructions")
+    drawn["centroids"] = figures.image_rows({label[k]: g["centroids"] for k, g in grids.items()},
+                                            out / "centroids.png", "Decoded class centroids of the test codes", names)
+    drawn["prior"] = figures.image_rows({label[k]: g["prior"] for k, g in grids.items()}, out / "prior.png",
+                                        "Decoded N(0, I) draws (the same draws for models of one latent size)")
     maps = {}
-    for key in study["models"]:
-        with np.load(paths.map(key, seed)) as saved:
-            maps[label[key]] = (saved["tsne"], codes[key].labels[saved["index"]])
-    drawn["tsne"] = figures.latent_maps(maps, names, out / "tsne.png",
-                                        "Experiment 5: t-SNE of the test codes (posterior means for VAEs)")
-    # 6. silhouettes
-    sil = {label[k]: (silhouette_samples(codes[k].mean.astype(np.float64), codes[k].labels), codes[k].labels,
-                      results["per_seed"][k][str(seed)]["silhouette"]) for k in study["models"]}
-    drawn["silhouette"] = figures.silhouette_plots(sil, names, out / "silhouette.png",
-                                                   "Experiment 6: per-class silhouettes of the test codes")
-    # 7. perturbation: images and curve
-    sigmas = study["evaluation"]["sigmas"]
+    for key, (_, run) in shown.items():
+        saved, codes = _npz(run / "map.npz"), _npz(run / "codes.npz")
+        if len(saved["tsne"]):
+            maps[label[key]] = (saved["tsne"], codes["labels"][saved["index"]])
+    if maps:  # studies without the map group have empty maps
+        drawn["tsne"] = figures.latent_maps(maps, names, out / "tsne.png",
+                                            "t-SNE of the test codes (posterior means for VAEs)")
+    silhouettes = {label[k]: (g["silhouettes"], _npz(shown[k][1] / "codes.npz")["labels"],
+                              float(np.mean(g["silhouettes"]))) for k, g in grids.items()}
+    drawn["silhouette"] = figures.silhouette_plots(silhouettes, names, out / "silhouette.png",
+                                                   "Per-class silhouettes of the test codes")
     rows = {}
-    for key in ("ae", "vae"):
-        for sigma in sigmas:
-            noisy = generate.perturb(codes[key].mean, sigma, seed)[:N_SHOWN]
-            rows[f"{key.upper()} σ={sigma:g}"] = generate.decode(models[key], noisy)
+    for key, g in grids.items():
+        for sigma, images in zip(g["sigmas"], g["perturbed"]):
+            rows[f"{label[key]} σ={sigma:g}"] = images
     drawn["perturbation"] = figures.image_rows(rows, out / "perturbation.png",
-                                               "Experiment 7: test codes + noise (σ × each dimension's spread)")
+                                               "Test codes + noise (σ × each dimension's spread), decoded")
+    sigmas = study["evaluation"]["sigmas"]
     series = {}
-    for key in study["models"]:
-        cells = [results["aggregate"][key][f"perturb_accuracy_s{s:g}"] for s in sigmas]
-        series[label[key]] = (np.array(sigmas), np.array([c["mean"] for c in cells]),
-                              np.array([c["ci"] or 0.0 for c in cells]))
-    drawn["perturbation_curve"] = figures.curves(series, out / "perturbation_curve.png",
-                                                 "Experiment 7: how long decoded codes stay recognisable",
-                                                 "noise σ (× per-dimension spread)", "classifier accuracy")
-    # 8 and overview: key measures with CIs
-    keys = ["silhouette", "knn5_accuracy", "linear_probe_accuracy", "kmeans_nmi", "tsne_trustworthiness"]
-    series = {label[k]: (np.array([results["aggregate"][k][m]["mean"] for m in keys]),
-                         np.array([results["aggregate"][k][m]["ci"] or 0.0 for m in keys])) for k in study["models"]}
-    drawn["measures"] = figures.bars(keys, series, out / "measures.png", "Latent-space measures (mean, 95% CI)")
-    # training curves of the first seed
+    for key in shown:
+        cells = [part["aggregate"][key].get(f"perturb_accuracy_s{s:g}") for s in sigmas]
+        if all(cells):
+            series[label[key]] = (np.array(sigmas), np.array([c["mean"] for c in cells]),
+                                  np.array([c["ci"] or 0.0 for c in cells]))
+    if series:
+        drawn["perturbation_curve"] = figures.curves(series, out / "perturbation_curve.png",
+                                                     "How long decoded codes stay recognisable",
+                                                     "noise σ (× per-dimension spread)", "classifier accuracy")
+    keys = [m for m in KEY_MEASURES if all(m in part["aggregate"][k] for k in shown)]
+    if keys:
+        bars = {label[k]: (np.array([part["aggregate"][k][m]["mean"] for m in keys]),
+                           np.array([part["aggregate"][k][m]["ci"] or 0.0 for m in keys])) for k in shown}
+        drawn["measures"] = figures.bars(keys, bars, out / "measures.png", "Latent-space measures (mean, 95% CI)")
     curves = {}
-    for key in study["models"]:
-        history = runs[key].history
+    for key, (_, run) in shown.items():
+        history = [row for row in read_metrics(run / METRICS) if "test_recon" in row]
         x = np.array([row["epoch"] for row in history], dtype=float)
         curves[label[key]] = (x, np.array([row["test_recon"] for row in history]), np.zeros(len(x)))
     drawn["training"] = figures.curves(curves, out / "training.png", "Test reconstruction BCE per epoch (first seed)",
@@ -102,26 +129,41 @@ def draw_figures(root: Path, results: dict) -> dict[str, Path]:
     return drawn
 
 
-def _data_dir(study: dict):
-    first = next(iter(study["models"].values()))
-    return first["config"]["data"].get("data_dir")
+def _slug(dataset: str, results: dict) -> str:
+    """The data set's folder name, as its runs use it (``runs/<slug>/...``)."""
+    runs = results["datasets"][dataset]["runs"]
+    for seeds in runs.values():
+        for path in seeds.values():
+            return Path(path).parent.name
+    return dataset.replace(":", "-").replace("/", "_")
 
 
-def render(results: dict, images: dict[str, str]) -> tuple[str, str]:
-    """The HTML and Markdown reports (images given as src strings: data URIs or paths)."""
+def render(results: dict, images: dict[str, dict[str, str]]) -> tuple[str, str]:
+    """The HTML and Markdown reports (images per data set as src strings: data URIs or paths)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(loader=PackageLoader("vaelab", "report/templates"),
                       autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
     env.filters["fmt_ci"] = fmt_ci
+    study = results["study"]
+    sections = []
+    for dataset, part in results["datasets"].items():
+        sections.append({
+            "name": dataset,
+            "anchor": "ds-" + _slug(dataset, results),
+            "part": part,
+            "rows": comparison_rows(part["aggregate"], detail=False),
+            "detail_rows": comparison_rows(part["aggregate"], detail=True),
+            "images": images.get(dataset, {}),
+        })
     context = {
         "r": results,
-        "models": list(results["study"]["models"]),
-        "labels": {k: MODELS.get(k, k) for k in results["study"]["models"]},
-        "rows": comparison_rows(results["aggregate"], detail=False),
-        "detail_rows": comparison_rows(results["aggregate"], detail=True),
-        "images": images,
+        "study": study,
+        "models": list(study["models"]),
+        "labels": {k: v["label"] for k, v in study["models"].items()},
+        "sections": sections,
+        "thesis": "thesis" in study.get("panels", []),
     }
     return env.get_template("report.html.j2").render(**context), env.get_template("report.md.j2").render(**context)
 
@@ -131,12 +173,14 @@ def build_report(root: str | Path) -> dict[str, float]:
     root = Path(root)
     results = load_results(root)
     started = time.perf_counter()
-    drawn = draw_figures(root, results)
+    drawn = {dataset: draw_dataset_figures(root, results, dataset, root / "figures" / _slug(dataset, results))
+             for dataset in results["datasets"]}
     figures_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    embedded = {name: "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-                for name, path in drawn.items()}
-    relative = {name: f"figures/{path.name}" for name, path in drawn.items()}
+    embedded = {dataset: {name: "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+                          for name, path in paths.items()} for dataset, paths in drawn.items()}
+    relative = {dataset: {name: path.relative_to(root).as_posix() for name, path in paths.items()}
+                for dataset, paths in drawn.items()}
     html, _ = render(results, embedded)
     _, markdown = render(results, relative)
     atomic_write(root / "report.html", html)

@@ -130,7 +130,7 @@ def load_trained_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], list[dic
     """
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
-        return load_weights(run_dir), _read_metrics(Path(run_dir) / METRICS)
+        return load_weights(run_dir), read_metrics(Path(run_dir) / METRICS)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -143,7 +143,7 @@ def load_trained_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], list[dic
     return state, history
 
 
-def _read_metrics(path: Path) -> list[dict[str, Any]]:
+def read_metrics(path: Path) -> list[dict[str, Any]]:
     """The rows of ``metrics.jsonl`` that parse (a damaged line does not make the run unloadable)."""
     if not path.is_file():
         return []

@@ -12,14 +12,26 @@ import pytest
 from sklearn.metrics import silhouette_score
 
 from tests.conftest import check_report_in_browser, make_tiny_idx, run_cli
-from vaelab.experiments.thesis import MODELS, reproduce
 from vaelab.analysis.compare import fmt
+from vaelab.studies.spec import load_study
+from vaelab.studies.study import run_study
 
 SEEDS = 2
+MODELS = ["ae", "vae", "conv-vae", "convenc-vae"]
+
+
+def _spec(data: Path):
+    """The built-in thesis study on the tiny IDX data, with training cut to a few epochs."""
+    return load_study("thesis").with_overrides(datasets=[f"idx:{data}"], seeds=SEEDS, epochs_scale=0.01)
 
 
 def _study(root: Path, data: Path) -> dict:
-    return reproduce(root, dataset=f"idx:{data}", seeds=SEEDS, profile="quick", progress=False, epochs_scale=0.01)
+    return run_study(_spec(data), root, progress=False)
+
+
+def _part(results: dict) -> dict:
+    (part,) = results["datasets"].values()
+    return part
 
 
 @pytest.fixture(scope="module")
@@ -37,44 +49,53 @@ def test_results_hold_every_model_seed_and_aggregate(study):
     root, results = study
     saved = json.loads((root / "results.json").read_text())
     assert saved == json.loads(json.dumps(results))
-    assert list(saved["per_seed"]) == list(MODELS)
+    assert saved["failed"] == [] and saved["study"]["name"] == "thesis"
+    part = _part(saved)
+    assert list(part["per_seed"]) == MODELS
     for model in MODELS:
-        assert sorted(saved["per_seed"][model]) == [str(s) for s in range(SEEDS)]
-        cell = saved["aggregate"][model]["silhouette"]
-        values = [saved["per_seed"][model][str(s)]["silhouette"] for s in range(SEEDS)]
+        assert sorted(part["per_seed"][model]) == [str(s) for s in range(SEEDS)]
+        cell = part["aggregate"][model]["silhouette"]
+        values = [part["per_seed"][model][str(s)]["silhouette"] for s in range(SEEDS)]
         assert cell["n"] == SEEDS and cell["mean"] == pytest.approx(np.mean(values)) and cell["ci"] > 0
-    assert saved["thesis_table_4_2"] == {"ae": 0.1475, "vae": 0.1117, "conv-vae": 0.1182}
-    assert "silhouette" in saved["finding"] and "AE - VAE" in saved["finding"]
-    pair = saved["paired"]["silhouette:ae-vae"]
-    diffs = [saved["per_seed"]["ae"][str(s)]["silhouette"] - saved["per_seed"]["vae"][str(s)]["silhouette"]
+    assert saved["study"]["reference"]["values"] == {"ae": 0.1475, "vae": 0.1117, "conv-vae": 0.1182}
+    assert "silhouette" in part["finding"] and "ae - vae" in part["finding"]
+    pair = part["paired"]["silhouette:ae-vae"]
+    diffs = [part["per_seed"]["ae"][str(s)]["silhouette"] - part["per_seed"]["vae"][str(s)]["silhouette"]
              for s in range(SEEDS)]
     assert pair["mean"] == pytest.approx(np.mean(diffs))
 
 
 def test_silhouette_in_results_equals_sklearn_on_the_saved_codes(study):
     root, results = study
+    part = _part(results)
     for model in MODELS:
         for seed in range(SEEDS):
-            with np.load(root / "codes" / f"{model}-seed{seed}.npz") as codes:
+            with np.load(root / part["runs"][model][str(seed)] / "codes.npz") as codes:
                 assert ("logvar" in codes.files) == (model != "ae")
                 oracle = silhouette_score(codes["mean"].astype(np.float64), codes["labels"])
-            assert results["per_seed"][model][str(seed)]["silhouette"] == pytest.approx(oracle, abs=1e-12)
+            assert part["per_seed"][model][str(seed)]["silhouette"] == pytest.approx(oracle, abs=1e-12)
 
 
 def test_study_folder_layout(study):
     root, _ = study
-    for name in ("results.json", "timings.json", "report.html", "report.md"):
+    for name in ("results.json", "timings.json", "hardware.json", "study.yaml", "report.html", "report.md"):
         assert (root / name).is_file(), name
-    figures = sorted(p.name for p in (root / "figures").glob("*.png"))
-    assert figures == sorted(["reconstructions.png", "centroids.png", "prior.png", "improved.png", "tsne.png",
-                              "silhouette.png", "perturbation.png", "perturbation_curve.png", "measures.png",
-                              "training.png"])
+    figures = sorted(p.name for p in (root / "figures" / "idx-tiny").glob("*.png"))
+    assert figures == sorted(FIGURES)
     for model in MODELS:
         for seed in range(SEEDS):
-            run = root / "runs" / f"{model}-seed{seed}"
+            run = root / "runs" / "idx-tiny" / f"{model}-seed{seed}"
             assert json.loads((run / "model.json").read_text())["status"] == "finished"
-            assert (run / "measures.json").is_file()
+            for name in ("measures.json", "codes.npz", "map.npz", "grids.npz"):
+                assert (run / name).is_file(), name
+            with np.load(run / "grids.npz", allow_pickle=False) as grids:  # what the report draws, decoded once
+                assert grids["reconstructions"].shape == (10, 28, 28) and grids["centroids"].shape == (3, 28, 28)
+                assert grids["perturbed"].shape == (4, 10, 28, 28) and list(grids["class_names"]) == ["0", "1", "2"]
     assert not list(root.rglob("*.tmp")), "temporary files left behind"
+
+
+FIGURES = ["reconstructions.png", "centroids.png", "prior.png", "tsne.png", "silhouette.png", "perturbation.png",
+           "perturbation_curve.png", "measures.png", "training.png"]
 
 
 class _NumberSpans(HTMLParser):
@@ -110,22 +131,25 @@ def test_every_number_in_the_report_equals_results_json(study):
     parser.feed((root / "report.html").read_text())
     assert len(parser.found) > 200
     keys = {key for key, _ in parser.found}
+    (dataset,) = results["datasets"]
+    base = f"datasets.{dataset}"
     for model in MODELS:
-        assert f"aggregate.{model}.silhouette.mean" in keys
+        assert f"{base}.aggregate.{model}.silhouette.mean" in keys
         for seed in range(SEEDS):
-            assert f"per_seed.{model}.{seed}.silhouette" in keys
+            assert f"{base}.per_seed.{model}.{seed}.silhouette" in keys
+    assert "study.reference.values.ae" in keys and f"{base}.paired.silhouette:ae-vae.mean" in keys
     for key, text in parser.found:
         assert text == fmt(_lookup(results, key)), key
     markdown = (root / "report.md").read_text()
-    assert results["finding"] in markdown
-    assert fmt(results["aggregate"]["vae"]["silhouette"]["mean"]) in markdown
+    assert _part(results)["finding"] in markdown
+    assert fmt(_part(results)["aggregate"]["vae"]["silhouette"]["mean"]) in markdown
 
 
 def test_report_is_self_contained(study):
     root, _ = study
     html = (root / "report.html").read_text()
     sources = re.findall(r'<img src="([^"]{0,30})', html)
-    assert len(sources) == 10 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert len(sources) == len(FIGURES) and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in html and "https://" not in html
 
 
@@ -143,11 +167,11 @@ def test_second_run_reuses_everything_and_gives_identical_results(study, tiny_da
 def test_missing_pieces_are_redone_alone(study, tiny_data):
     root, _ = study
     before = (root / "results.json").read_bytes()
-    (root / "codes" / "vae-seed1.npz").unlink()
-    kept = root / "runs" / "ae-seed0" / "measures.json"
+    (root / "runs" / "idx-tiny" / "vae-seed1" / "codes.npz").unlink()
+    kept = root / "runs" / "idx-tiny" / "ae-seed0" / "measures.json"
     kept_mtime = kept.stat().st_mtime_ns
     _study(root, tiny_data)
-    assert (root / "codes" / "vae-seed1.npz").is_file()
+    assert (root / "runs" / "idx-tiny" / "vae-seed1" / "codes.npz").is_file()
     assert kept.stat().st_mtime_ns == kept_mtime
     assert (root / "results.json").read_bytes() == before
 
@@ -162,14 +186,14 @@ def test_report_command_redraws_without_training(study):
     root, _ = study
     checkpoints = {p: p.stat().st_mtime_ns for p in root.rglob("*.safetensors")}
     html_before = (root / "report.html").read_text()
-    for figure in (root / "figures").glob("*.png"):
+    for figure in (root / "figures").rglob("*.png"):
         figure.unlink()
     (root / "report.html").unlink()
     result = run_cli("report", str(root))
     assert result.returncode == 0, result.stderr
     assert "report.html" in result.stdout
     assert (root / "report.html").read_text() == html_before
-    assert len(list((root / "figures").glob("*.png"))) == 10
+    assert len(list((root / "figures").rglob("*.png"))) == len(FIGURES)
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.safetensors")} == checkpoints
 
 
@@ -185,7 +209,7 @@ def test_compare_marks_the_best_model_per_row(study):
     lines = result.stdout.splitlines()
     assert lines[0] == "| measure | ae | vae | conv-vae | convenc-vae |"
     row = next(line for line in lines if line.startswith("| silhouette ↑"))
-    means = {m: results["aggregate"][m]["silhouette"]["mean"] for m in MODELS}
+    means = {m: _part(results)["aggregate"][m]["silhouette"]["mean"] for m in MODELS}
     best = max(means, key=means.get)
     cells = [c.strip() for c in row.strip("|").split("|")][1:]
     assert cells[list(MODELS).index(best)].startswith("**")
@@ -198,7 +222,7 @@ def test_compare_marks_the_best_model_per_row(study):
 def test_report_renders_every_figure_in_a_real_browser(study, tmp_path):
     root, _ = study
     seen = check_report_in_browser(root / "report.html", tmp_path / "report.png")
-    assert len(seen["images"]) == 10
+    assert len(seen["images"]) == len(FIGURES)
     for image in seen["images"]:
         assert image["complete"] and image["width"] > 100, image
         assert image["spread"] > 100, f"{image['alt']} looks blank"
@@ -214,15 +238,15 @@ def test_report_renders_every_figure_in_a_real_browser(study, tmp_path):
     (0.005, None, "With one seed the comparison has no interval"),
 ])
 def test_finding_sentence_follows_the_paired_interval(mean, ci, verdict):
-    from vaelab.experiments.thesis import finding
+    from vaelab.studies.study import finding_sentence
 
-    table = {"ae": {"silhouette": {"mean": 0.12}}, "vae": {"silhouette": {"mean": 0.12 - mean}}}
-    sentence = finding(table, {"mean": mean, "ci": ci, "n": 3 if ci else 1})
-    assert verdict in sentence and f"AE - VAE = {mean:+.4f}" in sentence
+    question = load_study("thesis").finding
+    sentence = finding_sentence(question, 0.12, 0.12 - mean, {"mean": mean, "ci": ci, "n": 3 if ci else 1})
+    assert verdict in sentence and f"ae - vae = {mean:+.4f}" in sentence
     assert ("95% CI" in sentence) == (ci is not None)
 
 
-@pytest.mark.parametrize("kill_when", ["runs/vae-seed0/model.json", "codes/ae-seed1.npz"])
+@pytest.mark.parametrize("kill_when", ["runs/idx-tiny/vae-seed0/model.json", "runs/idx-tiny/ae-seed1/codes.npz"])
 def test_a_killed_study_resumes_to_the_same_results(study, tiny_data, tmp_path, kill_when):
     import os
     import signal
@@ -232,9 +256,9 @@ def test_a_killed_study_resumes_to_the_same_results(study, tiny_data, tmp_path, 
 
     root, _ = study
     out = tmp_path / "killed"
-    script = ("import sys; from vaelab.experiments.thesis import reproduce; "
-              f"reproduce(sys.argv[1], dataset=sys.argv[2], seeds={SEEDS}, progress=False, epochs_scale=0.01)")
-    command = [sys.executable, "-c", script, str(out), f"idx:{tiny_data}"]
+    script = ("import sys; from pathlib import Path; from tests.studies.test_reproduce import _study; "
+              "_study(Path(sys.argv[1]), Path(sys.argv[2]))")
+    command = [sys.executable, "-c", script, str(out), str(tiny_data)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (out / kill_when).exists() and time.time() < deadline:  # kill mid-training / mid-evaluation

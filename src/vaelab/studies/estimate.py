@@ -1,0 +1,61 @@
+"""How long a study's training will take here, from speeds measured now on this machine.
+
+Each distinct model of the plan trains a few batches of its own batch size on
+random images of the data set's shape (one warm-up batch, then timed ones);
+seconds per image times images per epoch times epochs gives the estimate. It
+covers training only: evaluation depends on the measures' settings.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from vaelab.config import RunConfig
+from vaelab.hardware import autocast, resolve
+from vaelab.models.registry import build_model
+from vaelab.training.trainer import make_optimizer, prepare_targets
+
+TIMED_BATCHES = 3
+
+
+def seconds_per_image(config: RunConfig, image_shape: tuple[int, int, int], device: str = "auto") -> float:
+    """Measured training time per image of one model at its batch size and the resolved precision."""
+    torch_device, resolved = resolve(device, config.train.precision)
+    model = build_model(config.model, 0, image_shape).to(torch_device)
+    optimizer = make_optimizer(model, config)
+    batch = config.train.batch_size
+    images = torch.rand((batch, *image_shape), generator=torch.Generator().manual_seed(0)).to(torch_device)
+    noise = torch.Generator(device=torch_device).manual_seed(0)
+    model.train()
+
+    def step():
+        target = prepare_targets(images, config, noise)
+        with autocast(torch_device, resolved.precision):
+            terms = model.objective(model, target, target, noise)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+
+    step()  # warm-up: first-call allocations and kernel selection
+    started = time.perf_counter()
+    for _ in range(TIMED_BATCHES):
+        step()
+    if torch_device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - started) / (TIMED_BATCHES * batch)
+
+
+def training_estimate(configs: list[RunConfig], n_train: int, image_shape: tuple[int, int, int],
+                      device: str = "auto") -> dict[str, Any]:
+    """Estimated training seconds for cells with these configs on a data set of ``n_train`` images."""
+    speeds: dict[str, float] = {}
+    total = 0.0
+    for config in configs:
+        key = config.model.model_dump_json() + str(config.train.batch_size) + config.train.precision
+        if key not in speeds:
+            speeds[key] = seconds_per_image(config, image_shape, device)
+        total += speeds[key] * n_train * config.train.epochs
+    return {"seconds": total, "measured_models": len(speeds)}

@@ -1,0 +1,134 @@
+"""Executors run a study's jobs: ``local`` (in this process, one after another) or ``ray`` (one Ray task each).
+
+Both take the same :class:`~vaelab.studies.cells.Job` values and return the
+same outcomes, in the order of the jobs; the study reads everything else from
+the run directories, so the executor leaves no trace in ``results.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Protocol
+
+from vaelab.errors import ConfigError
+from vaelab.studies.cells import Job, run_job
+
+EXECUTORS = ("local", "ray")
+
+
+class Progress(Protocol):
+    """What an executor tells the study's progress display."""
+
+    def started(self, job: Job) -> None: ...
+
+    def finished(self, job: Job, outcome: dict[str, Any]) -> None: ...
+
+    def epoch_done(self, row: dict) -> None: ...
+
+
+class LocalExecutor:
+    """Jobs in this process, one at a time, with all of its torch threads (or ``cpus_per_cell``)."""
+
+    name = "local"
+
+    def __init__(self, cpus_per_cell: int | None = None):
+        import torch
+
+        self.threads = cpus_per_cell or torch.get_num_threads()
+
+    def run(self, jobs: list[Job], progress: Progress) -> list[dict[str, Any]]:
+        """Run ``jobs`` in order; return their outcomes."""
+        outcomes = []
+        for job in jobs:
+            progress.started(job)
+            outcome = run_job(job, on_epoch=progress.epoch_done)
+            progress.finished(job, outcome)
+            outcomes.append(outcome)
+        return outcomes
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class RayExecutor:
+    """Each job one Ray task with ``cpus_per_cell`` CPUs (its torch threads) and ``gpus_per_cell`` GPUs.
+
+    Without ``address`` a private Ray instance is started on this machine,
+    bound to 127.0.0.1, and stopped at the end; with one, the study joins that
+    cluster (whose workers must see the study folder on a shared file system).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, cpus_per_cell: int | None = None, gpus_per_cell: float = 0.0):
+        ray = import_ray()
+        self.threads = cpus_per_cell or 1
+        self.gpus = gpus_per_cell
+        if self.threads < 1 or self.gpus < 0:
+            raise ConfigError("--cpus-per-cell must be at least 1 and --gpus-per-cell at least 0")
+        if ray.is_initialized():
+            self.owned = False
+        else:
+            options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                                           configure_logging=True)
+            if address:
+                options["address"] = address
+            else:
+                options.update(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1")
+            try:
+                ray.init(**options)
+            except (ConnectionError, ValueError, RuntimeError) as error:
+                where = address or "a local instance"
+                raise ConfigError(f"could not start or reach Ray ({where}): {error}".split("\n")[0]) from None
+            self.owned = True
+        self.ray = ray
+        self.remote = ray.remote(num_cpus=self.threads, num_gpus=self.gpus, max_retries=0)(run_job)
+
+    def run(self, jobs: list[Job], progress: Progress) -> list[dict[str, Any]]:
+        """Submit every job at once; Ray schedules them on free CPUs; collect them as they finish."""
+        futures = {}
+        for index, job in enumerate(jobs):
+            futures[self.remote.remote(job)] = index
+            progress.started(job)
+        outcomes: list[dict[str, Any] | None] = [None] * len(jobs)
+        pending = list(futures)
+        while pending:
+            done, pending = self.ray.wait(pending, num_returns=1)
+            for ref in done:
+                index = futures[ref]
+                try:
+                    outcome = self.ray.get(ref)
+                except Exception as error:  # the worker died (out of memory, killed): report, go on
+                    outcome = {"job": jobs[index].name, "ok": False, "timings": {}, "reused": False, "seconds": 0.0,
+                               "error": f"the Ray worker failed: {type(error).__name__}: {str(error).splitlines()[0]}"}
+                outcomes[index] = outcome
+                progress.finished(jobs[index], outcome)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def close(self) -> None:
+        """Stop the Ray instance this executor started (not a cluster it joined)."""
+        if self.owned:
+            self.ray.shutdown()
+
+
+def import_ray():
+    """Ray, or a one-line error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray executor needs Ray: pip install 'vaelab[ray]' (or pip install ray)") from None
+    return ray
+
+
+def make_executor(name: str, *, address: str | None = None, cpus_per_cell: int | None = None,
+                  gpus_per_cell: float = 0.0):
+    """The executor called ``name`` (``local`` or ``ray``)."""
+    if name not in EXECUTORS:
+        raise ConfigError(f"unknown executor {name!r}: choose local or ray")
+    if cpus_per_cell is not None and cpus_per_cell < 1:
+        raise ConfigError(f"--cpus-per-cell must be at least 1, not {cpus_per_cell}")
+    if name == "local":
+        if address or gpus_per_cell:
+            raise ConfigError("--address and --gpus-per-cell apply to the ray executor: add --executor ray")
+        return LocalExecutor(cpus_per_cell)
+    return RayExecutor(address, cpus_per_cell, gpus_per_cell)

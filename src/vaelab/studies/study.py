@@ -1,0 +1,314 @@
+"""Run a study: plan its cells, run them with an executor, aggregate what the run directories hold.
+
+Layout of a study folder::
+
+    study.yaml      the resolved study file this folder was last run with
+    results.json    every measure per data set, model and seed; means with 95% CIs;
+                    paired differences; the finding; failed cells (bit-reproducible)
+    hardware.json   the device, precision and threads the study runs with
+    timings.json    wall time of each job and stage (kept apart from results.json)
+    runs/<data set>/<model>-seed<k>/   a cell: weights, checkpoint, config, metrics,
+                    measures.json, codes.npz, map.npz (t-SNE), grids.npz (decoded images)
+    classifiers/<data set>/seed<k>/    the feature extractor of the generation measures
+    figures/<data set>/*.png, report.html, report.md
+
+A cell is finished when its ``measures.json`` matches the study's evaluation
+settings; running the study again reuses finished cells, resumes interrupted
+ones and redoes failed ones. The aggregate reads only the run directories and
+the study file, so it is the same whichever executor ran the cells.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vaelab import __version__
+from vaelab.analysis import stats
+from vaelab.analysis.evaluate import CLASSIFIER_GROUPS
+from vaelab.config import RunConfig
+from vaelab.errors import ConfigError
+from vaelab.hardware import Resolved, keep_recorded_precision, resolve
+from vaelab.io import atomic_write, folder_lock, read_json, remove_stale_temporaries, write_json
+from vaelab.studies.cells import Job, cell_dir, dataset_slug, identity, measures_current
+from vaelab.studies.executors import make_executor
+from vaelab.studies.spec import StudySpec
+
+RESULTS_JSON = "results.json"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (data set, model, seed) of a study, with its resolved run config."""
+
+    dataset: str
+    model: str
+    seed: int
+    config: RunConfig
+
+    @property
+    def identity(self) -> str:
+        """The stable hash of the resolved config: equal identities are the same run."""
+        return identity(self.config.model_dump(mode="json"))
+
+    def run_dir(self, root: Path) -> Path:
+        """The cell's run directory under the study folder ``root``."""
+        return cell_dir(root, self.dataset, self.model, self.seed)
+
+
+def plan(spec: StudySpec) -> list[Cell]:
+    """Every cell of the study, data set by data set, seed by seed, model by model."""
+    slugs = [dataset_slug(name) for name in spec.datasets]
+    if len(set(slugs)) != len(slugs):
+        raise ConfigError("two data sets of the study share a folder name: give idx: folders distinct names")
+    return [Cell(dataset, model, seed, spec.run_config(model, dataset, seed))
+            for dataset in spec.datasets for seed in spec.seeds for model in spec.models]
+
+
+def needs_classifier(spec: StudySpec) -> bool:
+    """Whether the study's measures use the feature classifier (generation, perturbation)."""
+    return bool(CLASSIFIER_GROUPS & set(spec.measures))
+
+
+def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", address: str | None = None,
+              cpus_per_cell: int | None = None, gpus_per_cell: float = 0.0, device: str = "auto",
+              progress: bool = True, draw_report: bool = True) -> dict[str, Any]:
+    """Run every cell of ``spec`` into ``out`` and return the content of ``results.json``.
+
+    Cells already finished with the same identity and evaluation settings are
+    reused; interrupted ones resume; failed ones are listed under ``failed``
+    (the others still finish). ``executor``: ``local`` (in this process) or
+    ``ray`` (``address``, ``cpus_per_cell``, ``gpus_per_cell``).
+    """
+    root = Path(out)
+    cells = plan(spec)
+    runner = make_executor(executor, address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell)
+    try:
+        cell_device = device if executor == "local" else ("cuda" if gpus_per_cell else "cpu")
+        resolved = _resolve(cell_device, spec.precision, defer=executor == "ray" and gpus_per_cell > 0)
+        with folder_lock(root):  # one driver per study folder
+            remove_stale_temporaries(root)  # debris of a killed earlier run
+            resolved = study_hardware(root, resolved, runner.threads)
+            atomic_write(root / "study.yaml", spec.to_yaml())
+            jobs = _jobs(spec, cells, root, resolved, runner.threads)
+            timings: dict[str, float] = {}
+            with StudyProgress(progress, jobs, runner.name == "local") as bar:
+                outcomes = []
+                for stage in ("classifier", "cell"):  # classifiers first: cells of a seed share one
+                    outcomes += runner.run([job for job in jobs if job.kind == stage], bar)
+                for outcome in outcomes:
+                    timings[outcome["job"]] = outcome["seconds"]
+                    timings.update({f"{outcome['job']}/{k}": v for k, v in outcome["timings"].items()})
+                started = time.perf_counter()
+                failed = [{"job": o["job"], "error": o["error"]} for o in outcomes if not o["ok"]]
+                results = aggregate(spec, cells, root, resolved, runner.threads, failed)
+                write_json(root / RESULTS_JSON, results)
+                timings["aggregate"] = time.perf_counter() - started
+                if draw_report:
+                    from vaelab.report.build import build_report
+
+                    bar.describe("figures and report")
+                    timings.update(build_report(root))
+            write_json(root / "timings.json", {k: round(v, 4) for k, v in timings.items()})
+    finally:
+        runner.close()
+    return results
+
+
+def _resolve(device: str, precision: str, defer: bool) -> Resolved:
+    if defer:  # GPU cells on Ray workers: each worker resolves `auto` for its own GPU
+        _, resolved = resolve("cpu", "fp32")
+        return Resolved(device="cuda", precision=precision, cpu_capability=resolved.cpu_capability,
+                        torch=resolved.torch)
+    return resolve(device, precision)[1]
+
+
+def study_hardware(root: Path, resolved: Resolved, threads: int) -> Resolved:
+    """The device and precision of a study: recorded in ``hardware.json`` when it starts.
+
+    A study resumed on a machine that resolves ``auto`` to another precision
+    keeps the one it started with (its runs stay comparable) and says so.
+    """
+    path = root / "hardware.json"
+    if path.is_file():
+        resolved = keep_recorded_precision(read_json(path), resolved, str(root),
+                                           f"so that its runs stay comparable (use another --out to start over "
+                                           f"in {resolved.precision})")
+    write_json(path, {**resolved.as_dict(), "threads_per_cell": threads})
+    return resolved
+
+
+def _jobs(spec: StudySpec, cells: list[Cell], root: Path, resolved: Resolved, threads: int) -> list[Job]:
+    common = dict(root=str(root), data_dir=spec.data_dir, settings=spec.evaluation.model_dump(mode="json"),
+                  device=resolved.device, precision=resolved.precision, threads=threads)
+    jobs = []
+    if needs_classifier(spec):
+        for dataset in spec.datasets:
+            for seed in spec.seeds:
+                jobs.append(Job(kind="classifier", dataset=dataset, seed=seed, **common))
+    for cell in cells:
+        jobs.append(Job(kind="cell", dataset=cell.dataset, seed=cell.seed, model=cell.model,
+                        config=cell.config.model_dump(mode="json"), groups=tuple(spec.measures), **common))
+    return jobs
+
+
+def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved, threads: int,
+              failed: list[dict[str, Any]]) -> dict[str, Any]:
+    """``results.json`` from the run directories: per seed, means with 95% CIs, paired differences, finding."""
+    datasets = {}
+    settings = spec.evaluation.model_dump(mode="json")
+    for dataset in spec.datasets:
+        per_seed: dict[str, dict[str, dict[str, float]]] = {model: {} for model in spec.models}
+        runs: dict[str, dict[str, str]] = {model: {} for model in spec.models}
+        classifiers: dict[str, dict] = {}
+        for cell in (c for c in cells if c.dataset == dataset):
+            run_dir = cell.run_dir(root)
+            runs[cell.model][str(cell.seed)] = run_dir.relative_to(root).as_posix()
+            saved = measures_current(run_dir, settings, tuple(spec.measures))
+            if saved is None:
+                continue  # failed (listed under "failed"); the others are aggregated without it
+            per_seed[cell.model][str(cell.seed)] = saved["measures"]
+            if saved.get("classifier") is not None:
+                classifiers.setdefault(str(cell.seed), saved["classifier"])
+        table = {model: _mean_cis(seeds, spec.seeds) for model, seeds in per_seed.items()}
+        paired = {}
+        for comparison in spec.comparisons:
+            for measure in comparison.measures:
+                paired[comparison.key(measure)] = stats.paired_difference(
+                    *[[per_seed[side].get(str(s), {}).get(measure) for s in spec.seeds]
+                      for side in (comparison.a, comparison.b)])
+        datasets[dataset] = {
+            "per_seed": per_seed,
+            "aggregate": table,
+            "paired": paired,
+            "classifier": dict(sorted(classifiers.items(), key=lambda item: int(item[0]))),
+            "finding": finding(spec, table, per_seed),
+            "runs": runs,
+        }
+    return {
+        "vaelab_version": __version__,
+        "study": summary(spec),
+        "hardware": {**hardware.as_dict(), "threads_per_cell": threads},
+        "datasets": datasets,
+        "failed": failed,
+    }
+
+
+def _mean_cis(seeds: dict[str, dict[str, float]], order: list[int]) -> dict[str, dict]:
+    names = sorted({name for values in seeds.values() for name in values})
+    present = [str(s) for s in order if str(s) in seeds]
+    return {name: stats.mean_ci([seeds[s].get(name) for s in present]) for name in names}
+
+
+def summary(spec: StudySpec) -> dict[str, Any]:
+    """The study as stored in ``results.json``: its settings and each model's resolved config (first seed)."""
+    models = {}
+    for key, model in spec.models.items():
+        config = spec.run_config(key, spec.datasets[0], spec.seeds[0]).model_dump(mode="json")
+        models[key] = {"label": spec.label(key), "preset": model.preset,
+                       "model": config["model"], "train": {k: v for k, v in config["train"].items() if k != "seed"},
+                       "data": {k: v for k, v in config["data"].items() if k not in ("name", "data_dir")}}
+    values = spec.model_dump(mode="json")
+    return {
+        "name": spec.name, "title": spec.title, "description": spec.description,
+        "datasets": spec.datasets, "seeds": spec.seeds, "models": models,
+        "evaluation": values["evaluation"], "measures": spec.measures,
+        "comparisons": values["comparisons"], "finding": values["finding"], "reference": values["reference"],
+        "panels": spec.panels,
+    }
+
+
+def finding(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) -> str | None:
+    """The study's question answered in one sentence (None without a ``finding:`` or its numbers)."""
+    question = spec.finding
+    if question is None:
+        return None
+    a_cell, b_cell = table[question.a].get(question.measure), table[question.b].get(question.measure)
+    if not a_cell or not b_cell or a_cell["mean"] is None or b_cell["mean"] is None:
+        return None
+    difference = stats.paired_difference(
+        *[[per_seed[side].get(str(s), {}).get(question.measure) for s in spec.seeds] for side in (question.a, question.b)])
+    return finding_sentence(question, a_cell["mean"], b_cell["mean"], difference)
+
+
+def finding_sentence(question, a_mean: float, b_mean: float, difference: dict) -> str:
+    """The verdict on ``a - b``: above zero, below zero, or within the seeds' noise (with one seed: no interval)."""
+    a, b, measure = question.a, question.b, question.measure
+    mean, ci = difference["mean"], difference["ci"]
+    interval = f"{a} - {b} = {mean:+.4f}" + (f" ± {ci:.4f}, 95% CI over seeds" if ci is not None else "")
+    if ci is None:
+        verdict = (f"With one seed the comparison has no interval: {a}'s {measure} is "
+                   + ("higher" if a_mean > b_mean else "lower") + f" than {b}'s")
+    elif mean - ci > 0:
+        verdict = question.higher or f"{a}'s {measure} is higher than {b}'s, beyond the seeds' noise"
+    elif mean + ci < 0:
+        verdict = question.lower or f"{a}'s {measure} is lower than {b}'s, beyond the seeds' noise"
+    else:
+        verdict = question.within_noise or f"{a} and {b} do not differ in {measure} beyond the seeds' noise"
+    return f"{verdict} ({measure} {a_mean:.4f} vs {b_mean:.4f}; paired {interval})."
+
+
+class StudyProgress:
+    """One rich display for the whole study: cells done, running and failed; epochs of the running cell."""
+
+    def __init__(self, enabled: bool, jobs: list[Job], epochs: bool):
+        self.enabled = enabled
+        self.total = len(jobs)
+        self.total_epochs = sum(job.config["train"]["epochs"] for job in jobs if job.kind == "cell") if epochs else 0
+        self.running: list[str] = []
+        self.failed = 0
+        self.done = 0
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn())
+            self.bar.__enter__()
+            self.jobs_task = self.bar.add_task("jobs (classifiers and cells)", total=self.total)
+            if self.total_epochs:
+                self.epochs_task = self.bar.add_task("epochs", total=self.total_epochs)
+            self.status = self.bar.add_task("", total=None)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.bar.update(self.status, description=f"done ({self.failed} failed)", total=1, completed=1)
+            self.bar.__exit__(*exc)
+
+    def describe(self, text: str) -> None:
+        """Show what is happening now."""
+        if self.enabled:
+            self.bar.update(self.status, description=text)
+
+    def _show(self) -> None:
+        running = ", ".join(self.running[:2]) + (f" +{len(self.running) - 2}" if len(self.running) > 2 else "")
+        self.describe(f"running {running}" + (f"; {self.failed} failed" if self.failed else ""))
+
+    def started(self, job: Job) -> None:
+        """A job was started (or submitted)."""
+        self.running.append(job.name)
+        if self.enabled:
+            self._show()
+
+    def finished(self, job: Job, outcome: dict[str, Any]) -> None:
+        """A job ended; failures are counted (and printed above the bar)."""
+        self.running.remove(job.name)
+        self.done += 1
+        if not outcome["ok"]:
+            self.failed += 1
+        if self.enabled:
+            self.bar.advance(self.jobs_task)
+            if not outcome["ok"]:
+                self.bar.console.print(f"failed: {job.name}: {outcome['error']}")
+            if self.total_epochs and job.kind == "cell" and outcome.get("reused"):
+                self.bar.advance(self.epochs_task, job.config["train"]["epochs"])
+            self._show()
+
+    def epoch_done(self, row: dict) -> None:
+        """One epoch of the running cell finished (local executor only)."""
+        if self.enabled and self.total_epochs:
+            self.bar.advance(self.epochs_task)

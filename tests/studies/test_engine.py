@@ -1,0 +1,179 @@
+"""The study engine: any models in one YAML file, failing cells, run identity, local and Ray executors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import make_tiny_idx, run_cli
+from vaelab.studies.spec import load_study
+from vaelab.studies.study import run_study
+
+# Two latent sizes and two βs: models the thesis study does not have. Cheap measures only.
+STUDY = {
+    "name": "latent-and-beta",
+    "title": "Latent size and β on tiny blobs",
+    "seeds": 2,
+    "train": {"epochs": 2, "batch_size": 32},
+    "models": {
+        "vae-z4": {"preset": "vae", "model": {"latent": 4, "hidden": 64}},
+        "vae-z12": {"preset": "vae", "model": {"latent": 12, "hidden": 64}},
+        "bvae-4": {"preset": "vae", "model": {"latent": 4, "hidden": 64, "beta": 4.0}, "label": "β-VAE β=4"},
+    },
+    "measures": ["separation", "knn", "map", "health"],
+    "evaluation": {"tsne_points": 60, "tsne_iterations": 50},
+    "comparisons": [{"a": "vae-z4", "b": "vae-z12", "measures": ["silhouette", "knn5_accuracy"]},
+                    {"a": "vae-z4", "b": "bvae-4"}],
+    "finding": {"a": "vae-z4", "b": "vae-z12"},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_idx(tmp_path_factory.mktemp("data") / "tiny")
+
+
+def _study_file(folder: Path, data: Path, **changes) -> Path:
+    values = json.loads(json.dumps(STUDY))
+    values["datasets"] = [f"idx:{data}"]
+    values.update(changes)
+    path = folder / "study.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(values, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_study(tmp_path_factory, tiny) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("local")
+    result = run_cli("study", "run", str(_study_file(folder, tiny)), "--out", str(folder / "out"), "--quiet",
+                     "--cpus-per-cell", "1")
+    assert result.returncode == 0, result.stderr
+    return folder / "out", folder / "study.yaml"
+
+
+def test_a_hand_written_study_runs_and_reports_every_model(local_study):
+    out, _ = local_study
+    results = json.loads((out / "results.json").read_text())
+    (part,) = results["datasets"].values()
+    assert list(part["per_seed"]) == ["vae-z4", "vae-z12", "bvae-4"]
+    for model, seeds in part["per_seed"].items():
+        assert sorted(seeds) == ["0", "1"] and "silhouette" in seeds["0"] and "prior_fd" not in seeds["0"]
+    assert set(part["paired"]) == {"silhouette:vae-z4-vae-z12", "knn5_accuracy:vae-z4-vae-z12",
+                                   "silhouette:vae-z4-bvae-4"}
+    assert "vae-z4 - vae-z12 = " in part["finding"]
+    assert results["hardware"]["threads_per_cell"] == 1 and results["failed"] == []
+    html = (out / "report.html").read_text()
+    for label in ("vae-z4", "vae-z12", "β-VAE β=4", "Latent size and β on tiny blobs"):
+        assert label in html
+    assert "Table 4.2" not in html and "thesis's experiments" not in html  # the thesis panels are the thesis's
+    figures = sorted(p.name for p in (out / "figures" / "idx-tiny").glob("*.png"))
+    assert "tsne.png" in figures and "perturbation_curve.png" not in figures  # no perturbation measures asked
+    assert yaml.safe_load((out / "study.yaml").read_text())["name"] == "latent-and-beta"
+
+
+def test_compare_reads_a_hand_written_study(local_study):
+    out, _ = local_study
+    result = run_cli("compare", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "| measure | vae-z4 | vae-z12 | bvae-4 |"
+
+
+def test_a_failing_cell_is_reported_while_the_others_finish(tmp_path, tiny):
+    models = dict(STUDY["models"])
+    models["diverges"] = {"preset": "vae", "model": {"hidden": 64}, "train": {"lr": 0.99, "batch_size": 4}}  # NaN at once
+    path = _study_file(tmp_path, tiny, models=models, seeds=[0])
+    result = run_cli("study", "run", str(path), "--out", str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 2, result.stdout + result.stderr
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed: ")]
+    assert failed and "diverges seed 0" in failed[0] and "NaN" in failed[0]
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 1 job(s) failed")
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [f["job"] for f in results["failed"]] == [f"diverges seed 0 on idx:{tiny}"]
+    (part,) = results["datasets"].values()
+    assert all(part["per_seed"][m] for m in STUDY["models"]) and part["per_seed"]["diverges"] == {}
+    assert "1 job failed" in (tmp_path / "out" / "report.html").read_text()
+    # running again redoes only what is missing: finished cells are not touched
+    finished = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("measures.json")}
+    again = run_cli("study", "run", str(path), "--out", str(tmp_path / "out"), "--quiet")
+    assert again.returncode == 2 and "diverges seed 0" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("measures.json")} == finished
+
+
+def test_another_config_in_the_same_place_is_a_one_line_failure(local_study, tmp_path, tiny):
+    out, _ = local_study
+    changed = json.loads(json.dumps(STUDY["models"]))
+    changed["vae-z12"]["model"]["latent"] = 10  # the same cell name, another config
+    path = _study_file(tmp_path, tiny, models=changed)
+    before = (out / "runs" / "idx-tiny" / "vae-z12-seed0" / "checkpoint.safetensors").read_bytes()
+    result = run_cli("study", "run", str(path), "--out", str(out), "--quiet", "--cpus-per-cell", "1")
+    assert result.returncode == 2
+    assert "holds another run (identity" in result.stderr and "Traceback" not in result.stderr
+    assert (out / "runs" / "idx-tiny" / "vae-z12-seed0" / "checkpoint.safetensors").read_bytes() == before
+    # and the original study still reuses everything
+    again = run_cli("study", "run", str(_study_file(tmp_path / "orig", tiny)), "--out", str(out), "--quiet",
+                    "--cpus-per-cell", "1")
+    assert again.returncode == 0, again.stderr
+
+
+def test_the_api_runs_a_study_spec(tmp_path, tiny):
+    spec = load_study(_study_file(tmp_path, tiny, seeds=[3], models={"vae-z4": STUDY["models"]["vae-z4"]},
+                                  comparisons=[], finding=None))
+    results = run_study(spec, tmp_path / "api", progress=False, draw_report=False, cpus_per_cell=1)
+    (part,) = results["datasets"].values()
+    assert list(part["per_seed"]["vae-z4"]) == ["3"] and part["finding"] is None
+    assert not (tmp_path / "api" / "report.html").exists()
+
+
+# --- Ray: a real local instance on 127.0.0.1, stopped by each test ---------------------------------------
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="the Ray extra is not installed (pip install 'vaelab[ray]')")
+
+
+@needs_ray
+def test_ray_gives_byte_identical_results_to_local(local_study, tmp_path):
+    out, study_file = local_study
+    result = run_cli("study", "run", str(study_file), "--out", str(tmp_path / "ray"), "--quiet",
+                     "--executor", "ray", "--cpus-per-cell", "1", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "ray" / "results.json").read_bytes() == (out / "results.json").read_bytes()
+
+
+@needs_ray
+def test_a_killed_ray_driver_resumes(local_study, tmp_path):
+    out, study_file = local_study
+    target = tmp_path / "killed"
+    command = [sys.executable, "-m", "vaelab", "study", "run", str(study_file), "--out", str(target), "--quiet",
+               "--executor", "ray", "--cpus-per-cell", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not list(target.glob("runs/*/*/measures.json")) and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the driver and every Ray process it started
+        process.wait()
+    assert not (target / "results.json").exists(), "the study finished before it could be killed"
+    resumed = run_cli("study", "run", str(study_file), "--out", str(target), "--quiet", "--executor", "ray",
+                      "--cpus-per-cell", "1", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (target / "results.json").read_bytes() == (out / "results.json").read_bytes()
+
+
+def test_ray_asked_for_without_ray_installed_says_how(tmp_path, tiny, monkeypatch):
+    from vaelab.errors import ConfigError
+    from vaelab.studies import executors
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'vaelab\[ray\]'"):
+        executors.make_executor("ray")

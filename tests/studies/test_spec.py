@@ -1,0 +1,136 @@
+"""Study files: what is accepted, and the one-line errors (exit 2) for what is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_cli
+from vaelab.errors import ConfigError
+from vaelab.studies.spec import builtin_studies, load_study
+from vaelab.studies.study import plan
+
+GOOD = {
+    "name": "latent-size",
+    "datasets": ["mnist-5k"],
+    "seeds": 2,
+    "train": {"epochs": 3, "batch_size": 64},
+    "models": {
+        "vae-z8": {"preset": "vae", "model": {"latent": 8}},
+        "vae-z32": {"preset": "vae", "model": {"latent": 32}, "train": {"lr": 0.002}},
+        "bvae4": {"preset": "vae", "model": {"beta": 4.0}, "label": "β-VAE (β=4)"},
+    },
+    "comparisons": [{"a": "vae-z8", "b": "vae-z32", "measures": ["silhouette", "knn5_accuracy"]}],
+}
+
+
+def _write(tmp_path: Path, values) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(values if isinstance(values, str) else yaml.safe_dump(values), encoding="utf-8")
+    return path
+
+
+def test_a_hand_written_study_resolves_every_cell(tmp_path):
+    spec = load_study(_write(tmp_path, GOOD))
+    assert spec.seeds == [0, 1] and spec.label("bvae4") == "β-VAE (β=4)" and spec.label("vae-z8") == "vae-z8"
+    cells = plan(spec)
+    assert len(cells) == 6 and {c.seed for c in cells} == {0, 1}
+    z32 = next(c for c in cells if c.model == "vae-z32" and c.seed == 1)
+    assert z32.config.model.latent == 32 and z32.config.train.lr == 0.002 and z32.config.train.epochs == 3
+    assert z32.config.train.batch_size == 64 and z32.config.train.seed == 1
+    # the identity is a stable hash of the resolved config: same config, same identity; any change, another
+    identities = {c.identity for c in cells}
+    assert len(identities) == 6
+    assert {c.identity for c in plan(load_study(_write(tmp_path, GOOD)))} == identities
+
+
+def test_seeds_as_a_list_and_the_builtin_studies_load():
+    assert set(builtin_studies()) >= {"thesis", "thesis-full"}
+    thesis = load_study("thesis")
+    assert list(thesis.models) == ["ae", "vae", "conv-vae", "convenc-vae"] and thesis.seeds == [0, 1, 2]
+    assert thesis.reference.values == {"ae": 0.1475, "vae": 0.1117, "conv-vae": 0.1182}
+    full = load_study("thesis-full")
+    assert full.datasets == ["mnist"] and plan(full)[0].config.train.epochs == 50
+
+
+def test_the_builtin_thesis_study_is_the_quick_profile_of_before():
+    cells = {c.model: c.config for c in plan(load_study("thesis")) if c.seed == 0}
+    assert (cells["vae"].train.epochs, cells["vae"].train.batch_size, cells["vae"].train.lr) == (15, 256, 0.003)
+    assert (cells["conv-vae"].train.epochs, cells["conv-vae"].train.batch_size) == (1, 16)
+    assert cells["convenc-vae"].model.encoder == "conv" and cells["convenc-vae"].model.decoder == "mlp"
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda v: v["models"].update({"x": {"preset": "vae", "model": {"latnt": 8}}}), "models.x: unknown config key 'model.latnt'"),
+    (lambda v: v["models"].update({"x": {"preset": "gan"}}), "unknown preset 'gan'"),
+    (lambda v: v["models"].update({"x": {"preset": "vae", "encoder": "conv"}}), "unknown key 'models.x.encoder'"),
+    (lambda v: v.update(datasets=["cifar100"]), "unknown data set 'cifar100'"),
+    (lambda v: v["comparisons"].append({"a": "vae-z8", "b": "vae-z64"}), "comparisons.1.b: 'vae-z64' is not one"),
+    (lambda v: v.update(seeds=[]), "seeds"),
+    (lambda v: v.update(seeds=0), "a seed count must be between 1 and 1000"),
+    (lambda v: v.update(seeds=[0, 0]), "seeds must be distinct"),
+    (lambda v: v.update(models={}), "models"),
+    (lambda v: v.pop("name"), "missing key 'name'"),
+    (lambda v: v.update(name="My Study"), "name"),
+    (lambda v: v.update(measures=["separation", "vibes"]), "unknown measure group 'vibes'"),
+    (lambda v: v.update(train={"seed": 3}), "seed and precision are study settings"),
+    (lambda v: v["models"]["vae-z8"]["train"].update(seed=1) if "train" in v["models"]["vae-z8"]
+     else v["models"]["vae-z8"].update(train={"seed": 1}), "seed comes from the study's seeds"),
+    (lambda v: v["models"]["vae-z8"].update(model={"beta": -1}), "models.vae-z8: invalid config value for 'model.beta'"),
+    (lambda v: v.update(evaluation={"iwae_k": 0}), "evaluation.iwae_k"),
+    (lambda v: v.update(reference={"title": "t", "measure": "silhouette", "values": {"gan": 0.1}}), "'gan' is not one"),
+])
+def test_bad_study_files_give_one_line_errors(tmp_path, change, message):
+    values = yaml.safe_load(yaml.safe_dump(GOOD))
+    change(values)
+    with pytest.raises(ConfigError) as error:
+        plan(load_study(_write(tmp_path, values)))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_duplicate_model_names_are_refused(tmp_path):
+    text = yaml.safe_dump(GOOD) + ""
+    text = text.replace("  vae-z8:\n", "  vae-z8:\n    preset: ae\n  vae-z8:\n", 1)
+    text = text.replace("models:\n", "models:\n  twice:\n    preset: vae\n  twice:\n    preset: ae\n", 1)
+    with pytest.raises(ConfigError, match="key 'twice' appears twice"):
+        load_study(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "is empty"),
+    ("- a\n- b\n", "must hold a mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_broken_study_files(tmp_path, content, message):
+    with pytest.raises(ConfigError, match=message):
+        load_study(_write(tmp_path, content))
+
+
+def test_the_cli_gives_one_line_errors_for_bad_studies(tmp_path):
+    values = yaml.safe_load(yaml.safe_dump(GOOD))
+    values["comparisons"][0]["b"] = "nope"
+    for args, message in [
+        (("study", "run", str(_write(tmp_path, values)), "--out", str(tmp_path / "o")), "'nope' is not one"),
+        (("study", "show", str(tmp_path / "missing.yaml")), "no study file"),
+        (("study", "run", "thesis", "--executor", "dask", "--out", str(tmp_path / "o")), "unknown executor 'dask'"),
+        (("study", "run", "thesis", "--gpus-per-cell", "1", "--out", str(tmp_path / "o")), "apply to the ray executor"),
+        (("study", "run", "thesis", "--cpus-per-cell", "0", "--out", str(tmp_path / "o")), "at least 1"),
+    ]:
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, (args, lines)
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_study_list_and_show(tmp_path):
+    listed = run_cli("study", "list")
+    assert listed.returncode == 0 and "thesis " in listed.stdout and "thesis-full" in listed.stdout
+    shown = run_cli("study", "show", str(_write(tmp_path, GOOD)), "--no-estimate")
+    assert shown.returncode == 0, shown.stderr
+    assert "6 cells (1 data sets x 3 models x 2 seeds), 18 epochs in all" in shown.stdout
+    assert "compare vae-z8 - vae-z32: silhouette, knn5_accuracy" in shown.stdout
+    spec = load_study(tmp_path / "study.yaml")
+    assert plan(spec)[0].identity in shown.stdout
