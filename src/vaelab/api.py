@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.analysis.encode import Codes, encode_split
-from vaelab.config import RunConfig, build_config, merge, preset, read_yaml
+from vaelab.config import RunConfig, build_config, merge, preset, read_yaml, run_options
 from vaelab.training.trainer import TrainedRun, fit, load_run, resume_config
 
 
@@ -24,27 +24,20 @@ def make_config(model: str | None = None, *, config_file: str | Path | None = No
     """Resolve a run config from ``base``, a preset, a YAML file and keyword options (later wins).
 
     Keyword options are the leaf names of :class:`~vaelab.config.RunConfig`
-    (``dataset``/``data_dir``/``holdout``/``binarize``, ``encoder``/``decoder``/
-    ``objective``/``beta``/``hidden``/``latent``, ``epochs``/``batch_size``/``lr``/
-    ``seed``/``precision``); None values are ignored.
+    (:func:`~vaelab.config.run_options`: ``dataset``/``data_dir``/``holdout``/``binarize``,
+    ``encoder``/``decoder``/``objective``/``beta``/``hidden``/``latent``/``negative_slope``,
+    ``epochs``/``batch_size``/``lr``/``seed``/``precision``); None values are ignored.
     """
     values: dict[str, Any] = base.model_dump() if base is not None else {}
     if config_file:
         values = merge(values, read_yaml(config_file))
     if model is not None:
         values = merge(values, {"model": preset(model)})
-    sections = {"data": ("data_dir", "holdout", "binarize"),
-                "model": ("encoder", "decoder", "objective", "beta", "hidden", "latent", "negative_slope"),
-                "train": ("epochs", "batch_size", "lr", "seed", "precision")}
     overrides: dict[str, dict[str, Any]] = {}
-    dataset = options.pop("dataset", None)
-    if dataset is not None:
-        overrides["data"] = {"name": dataset}
-    for section, keys in sections.items():
-        for key in keys:
-            value = options.pop(key, None)
-            if value is not None:
-                overrides.setdefault(section, {})[key] = value
+    for name, (section, key, _) in run_options().items():
+        value = options.pop(name, None)
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
     if options:
         raise TypeError(f"unknown option(s): {', '.join(options)}")
     return build_config(merge(values, overrides))

@@ -6,7 +6,9 @@ and exit status 2; no traceback.
 
 from __future__ import annotations
 
+import inspect
 import sys
+import types
 from pathlib import Path
 from typing import Optional
 
@@ -92,47 +94,68 @@ def datasets(data_dir: Optional[str] = typer.Option(None, "--data-dir", help="fo
     _console().print(table)
 
 
-@app.command()
-def train(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="preset: ae, vae, conv-vae, convenc-vae [default: vae]"),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="mnist-5k (default), mnist, fashion-mnist or idx:PATH"),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder holding mnist/fashion-mnist IDX files"),
-    holdout: Optional[float] = typer.Option(None, help="test fraction when a folder has one split [0.2]"),
-    binarize: Optional[bool] = typer.Option(None, "--binarize/--no-binarize", help="dynamic binarisation of pixels"),
-    encoder: Optional[str] = typer.Option(None, help="mlp or conv (overrides the preset)"),
-    decoder: Optional[str] = typer.Option(None, help="mlp or conv (overrides the preset)"),
-    objective: Optional[str] = typer.Option(None, help="ae or vae (overrides the preset)"),
-    beta: Optional[float] = typer.Option(None, help="KL weight of the vae objective [1.0]"),
-    hidden: Optional[int] = typer.Option(None, help="hidden width of MLP parts [512]"),
-    latent: Optional[int] = typer.Option(None, help="latent dimensions [16]"),
-    epochs: Optional[int] = typer.Option(None, help="training epochs [10]"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="batch size [128]"),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate [1e-3]"),
-    seed: Optional[int] = typer.Option(None, help="the one seed behind all randomness [0]"),
-    precision: Optional[str] = typer.Option(None, help="auto (bf16 only where the hardware runs it natively), "
-                                                   "fp32 or bf16 [auto]"),
-    device: str = DEVICE_OPTION,
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file with data/model/train sections"),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory [runs/<model>-<dataset>-seed<k>]"),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run in this directory"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
-) -> None:
+def train(model: Optional[str], config: Optional[Path], out: Optional[Path], resume: Optional[Path], quiet: bool,
+          device: str, **options) -> None:
     """Train a model on a data set and write its run directory (checkpoint after every epoch)."""
     from vaelab import api
 
-    options = dict(dataset=dataset, data_dir=data_dir, holdout=holdout, binarize=binarize, encoder=encoder,
-                   decoder=decoder, objective=objective, beta=beta, hidden=hidden, latent=latent, epochs=epochs,
-                   batch_size=batch_size, lr=lr, seed=seed, precision=precision)
     if resume is not None:
         others = [k for k, v in options.items() if v is not None and k != "epochs"]
         if others or model or config or out:
             fail("--resume continues a run with its saved config; only --epochs may be given with it")
-        run = api.train(None, out=resume, resume=True, epochs=epochs, progress=not quiet, device=device)
+        run = api.train(None, out=resume, resume=True, epochs=options.get("epochs"), progress=not quiet,
+                        device=device)
     else:
         if model is None and config is None:
             model = "vae"
         run = api.train(model, out=out, config_file=config, progress=not quiet, device=device, **options)
     _print_train_summary(run)
+
+
+def _config_option(name: str, field) -> inspect.Parameter:
+    """A ``vaelab train`` option made from a config field: its type, help and default come from config.py."""
+    import typing
+
+    annotation = field.annotation
+    choices = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
+    if choices:
+        annotation = str
+    elif typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    flag = f"--{name.replace('_', '-')}"
+    decls = [f"{flag}/--no-{name.replace('_', '-')}"] if annotation is bool else [flag]
+    if name == "dataset":
+        decls.append("-d")
+    default = field.default
+    help_text = field.description or name
+    if default is not None:
+        help_text += f" [{default}]"
+    option = typer.Option(None, *decls, help=help_text, show_default=False)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[annotation])
+
+
+def _train_signature() -> inspect.Signature:
+    """``vaelab train``'s options: a few of its own, then one per config field (written once, in config.py)."""
+    from vaelab.config import run_options
+
+    own = [
+        ("model", Optional[str], typer.Option(None, "--model", "-m", help="preset: ae, vae, conv-vae, convenc-vae "
+                                                                          "[default: vae]")),
+        ("config", Optional[Path], typer.Option(None, "--config", "-c", help="YAML file with data/model/train sections")),
+        ("out", Optional[Path], typer.Option(None, "--out", "-o", help="run directory [runs/<model>-<dataset>-seed<k>]")),
+        ("resume", Optional[Path], typer.Option(None, "--resume", help="continue the interrupted run in this directory")),
+        ("quiet", bool, typer.Option(False, "--quiet", "-q", help="no progress bar")),
+        ("device", str, DEVICE_OPTION),
+    ]
+    parameters = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+                  for name, annotation, default in own]
+    parameters += [_config_option(name, field) for name, (_, _, field) in run_options().items()]
+    return inspect.Signature(parameters)
+
+
+train.__signature__ = _train_signature()
+train.__annotations__ = {}
+app.command()(train)
 
 
 def _print_train_summary(run) -> None:

@@ -38,9 +38,9 @@ class ModelConfig(_Strict):
     enough for the KL term to prune unused units, which the measures can show.
     """
 
-    encoder: Literal["mlp", "conv"] = "mlp"
-    decoder: Literal["mlp", "conv"] = "mlp"
-    objective: Literal["ae", "vae"] = "vae"
+    encoder: Literal["mlp", "conv"] = Field("mlp", description="encoder: mlp or conv (overrides the preset)")
+    decoder: Literal["mlp", "conv"] = Field("mlp", description="decoder: mlp or conv (overrides the preset)")
+    objective: Literal["ae", "vae"] = Field("vae", description="objective: ae or vae (overrides the preset)")
     beta: float = Field(1.0, ge=0.0, allow_inf_nan=False, description="weight of the KL term (beta-VAE); 1 is the VAE")
     hidden: int = Field(512, gt=0, le=16384, description="hidden width of the MLP parts")
     latent: int = Field(16, gt=0, le=4096, description="latent dimensions")
@@ -54,10 +54,10 @@ class TrainConfig(_Strict):
     vae/main.py and of most Keras VAE tutorials the thesis follows.
     """
 
-    epochs: int = Field(10, gt=0, le=100000)
-    batch_size: int = Field(128, gt=0, le=65536)
-    lr: float = Field(1e-3, gt=0.0, lt=1.0, allow_inf_nan=False)
-    seed: int = Field(0, ge=0, lt=2**63)
+    epochs: int = Field(10, gt=0, le=100000, description="training epochs")
+    batch_size: int = Field(128, gt=0, le=65536, description="batch size")
+    lr: float = Field(1e-3, gt=0.0, lt=1.0, allow_inf_nan=False, description="Adam learning rate")
+    seed: int = Field(0, ge=0, lt=2**63, description="the one seed behind all randomness")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto (bf16 autocast where the hardware runs it natively, else fp32), fp32 or bf16")
 
@@ -74,6 +74,22 @@ class RunConfig(_Strict):
         if self.model.objective == "ae" and self.model.beta != 1.0:
             raise ValueError("model.beta applies to the vae objective only")
         return self
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+
+
+def run_options() -> dict[str, tuple[str, str, Any]]:
+    """Every leaf setting of :class:`RunConfig` as a flat option: name -> (section, key, pydantic field).
+
+    The one list behind ``vaelab train``'s options and the API's keyword options;
+    ``data.name`` is called ``dataset``.
+    """
+    options = {}
+    for section, model in SECTIONS.items():
+        for key, field in model.model_fields.items():
+            options["dataset" if (section, key) == ("data", "name") else key] = (section, key, field)
+    return options
 
 
 # The study's three models, and the "better encoder, same decoder" variant of its future work.

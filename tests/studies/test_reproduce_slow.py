@@ -15,17 +15,21 @@ def test_reproduce_quick_profile_from_the_cli(tmp_path):
     out = tmp_path / "results"
     result = run_cli("reproduce", "--out", str(out), "--quiet", timeout=900)
     assert result.returncode == 0, result.stderr
-    assert "thesis" in result.stdout and "silhouette" in result.stdout
+    assert "reference" in result.stdout and "silhouette" in result.stdout and "ae - vae" in result.stdout
     assert f"report: {out / 'report.html'}" in result.stdout
     results = json.loads((out / "results.json").read_text())
-    assert results["study"]["dataset"] == "mnist-5k" and results["study"]["seeds"] == [0, 1, 2]
+    assert results["study"]["datasets"] == ["mnist-5k"] and results["study"]["seeds"] == [0, 1, 2]
+    part = results["datasets"]["mnist-5k"]
     for model in ("ae", "vae", "conv-vae", "convenc-vae"):
-        agg = results["aggregate"][model]
+        agg = part["aggregate"][model]
         assert agg["knn5_accuracy"]["mean"] > 0.7, model  # real digits, really learned
         assert agg["silhouette"]["n"] == 3
-    assert results["aggregate"]["vae"]["nll_iwae_binarized"]["mean"] < 200
+    assert part["aggregate"]["vae"]["nll_iwae_binarized"]["mean"] < 200
+    import torch
+
     from vaelab.hardware import resolve
 
-    assert results["hardware"] == resolve("auto", "auto")[1].as_dict()  # what `auto` chose here, recorded
+    recorded = {**resolve("auto", "auto")[1].as_dict(), "threads_per_cell": torch.get_num_threads()}
+    assert results["hardware"] == recorded  # what `auto` chose here, recorded
     seen = check_report_in_browser(out / "report.html", tmp_path / "report.png")
     assert all(img["complete"] and img["spread"] > 100 for img in seen["images"])
