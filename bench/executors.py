@@ -7,7 +7,7 @@ measure groups). Each variant runs into a fresh temporary folder:
 - local, 1 thread per cell (what Ray's cells get here);
 - ray, 1 CPU per cell (as many cells at once as there are CPUs).
 
-Run: ``.venv/bin/python bench/executors.py`` (needs ``pip install 'vaelab[ray]'``).
+Run: ``.venv/bin/python bench/executors.py [--epochs 5]`` (needs ``pip install 'vaelab[ray]'``).
 """
 
 from __future__ import annotations
@@ -58,10 +58,15 @@ def _timed(spec, executor: str, cpus: int | None) -> tuple[float, bytes]:
 
 
 def main() -> None:
-    spec = validate_study(STUDY, "bench study")
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5, help="epochs per cell (longer cells hide Ray's overhead)")
+    args = parser.parse_args()
+    spec = validate_study({**STUDY, "train": {**STUDY["train"], "epochs": args.epochs}}, "bench study")
     _, resolved = resolve("auto", "auto")
     print(f"torch {torch.__version__}, CPU capability {resolved.cpu_capability}, {os.cpu_count()} CPUs, "
-          f"precision auto -> {resolved.precision}; 8 cells (AE, VAE x 4 seeds, mnist-5k, 5 epochs)")
+          f"precision auto -> {resolved.precision}; 8 cells (AE, VAE x 4 seeds, mnist-5k, {args.epochs} epochs)")
 
     import ray
 

@@ -143,3 +143,25 @@ def test_ctrl_c_says_how_to_continue_and_the_run_resumes(tmp_path):
     assert 1 <= done < 200
     resumed = run_cli("train", "--resume", str(out), "--epochs", str(done + 1), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
+
+
+@pytest.mark.slow  # a whole study killed and run again: CI runs it with -m slow
+def test_ctrl_c_under_the_study_progress_display_says_how_to_continue(tmp_path):
+    from tests.conftest import make_tiny_idx
+
+    data = make_tiny_idx(tmp_path / "tiny")
+    out = tmp_path / "study"
+    command = [sys.executable, "-m", "vaelab", "reproduce", "--dataset", f"idx:{data}", "--seeds", "1",
+               "--out", str(out)]  # with the progress display
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "runs" / "idx-tiny" / "ae-seed0" / "model.json").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: finished work is saved")
+    assert "Traceback" not in stderr and "done (" not in stdout
+    assert not (out / "results.json").exists()
+    resumed = run_cli("reproduce", "--dataset", f"idx:{data}", "--seeds", "1", "--out", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr

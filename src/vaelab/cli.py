@@ -352,12 +352,13 @@ def _print_study_table(results: dict, dataset: str, part: dict) -> None:
 
     reference = results["study"].get("reference") or {}
     values = reference.get("values", {})
-    columns = (["reference"] if reference else []) + list(STUDY_COLUMNS.values())
+    measured = [k for k in STUDY_COLUMNS if any(k in agg for agg in part["aggregate"].values())]
+    columns = (["reference"] if reference else []) + [STUDY_COLUMNS[k] for k in measured]
     table = Table("model", *columns, box=None, header_style="bold",
                   title=f"{dataset}: mean ± 95% CI over seeds", title_justify="left")
     for model in results["study"]["models"]:
         agg = part["aggregate"][model]
-        cells = [fmt_ci(agg[k]) if k in agg else "—" for k in STUDY_COLUMNS]
+        cells = [fmt_ci(agg[k]) if k in agg else "—" for k in measured]
         table.add_row(model, *([fmt(values.get(model))] if reference else []), *cells)
     _console().print(table)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vaelab.errors import ConfigError
 
@@ -27,6 +27,14 @@ class DataConfig(_Strict):
     data_dir: str | None = Field(None, description="folder holding the IDX files of mnist/fashion-mnist")
     holdout: float = Field(0.2, gt=0.0, lt=1.0, description="test fraction when only one split exists")
     binarize: bool = Field(False, description="dynamic binarisation: pixels ~ Bernoulli(intensity)")
+
+    @field_validator("name")
+    @classmethod
+    def _absolute_idx_path(cls, value: str) -> str:
+        # idx:PATH is stored absolute, so that the run can be used from any working directory.
+        if value.startswith("idx:") and len(value) > 4:
+            return "idx:" + str(Path(value[4:]).expanduser().resolve())
+        return value
 
 
 class ModelConfig(_Strict):

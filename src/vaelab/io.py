@@ -36,6 +36,10 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as error:
+        if error.filename is None:  # e.g. a full disk during write(): name the file the user knows
+            raise OSError(error.errno, error.strerror, str(target)) from None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -128,6 +132,31 @@ def write_npz(target: str | os.PathLike, **arrays) -> None:
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
+
+
+def safetensors_bytes(tensors: dict, metadata: dict[str, str] | None = None) -> bytes:
+    """A safetensors file's bytes with its header in sorted key order: identical tensors, identical bytes.
+
+    The safetensors library writes the header's metadata in hash order, which varies
+    from one process to the next; the header is re-serialised sorted (same length, so
+    every data offset stays valid). Tensors are saved as contiguous CPU tensors.
+    """
+    from safetensors.torch import save
+
+    raw = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=metadata)
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + length])
+    ordered = {key: header[key] for key in sorted(header, key=lambda k: (k != "__metadata__", k))}
+    if "__metadata__" in ordered:
+        ordered["__metadata__"] = dict(sorted(ordered["__metadata__"].items()))
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    padded = length if len(text) <= length else (len(text) + 7) // 8 * 8  # the library pads to 8 bytes
+    return padded.to_bytes(8, "little") + text.ljust(padded, b" ") + raw[8 + length:]
+
+
+def write_safetensors(target: str | os.PathLike, tensors: dict, metadata: dict[str, str] | None = None) -> None:
+    """Write tensors as a safetensors file, atomically, with a sorted header and the usual file mode."""
+    atomic_write(target, safetensors_bytes(tensors, metadata))
 
 
 def read_json(path: str | os.PathLike) -> Any:

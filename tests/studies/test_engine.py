@@ -128,7 +128,11 @@ def test_another_config_in_the_same_place_is_a_one_line_failure(local_study, tmp
 def test_the_api_runs_a_study_spec(tmp_path, tiny):
     spec = load_study(_study_file(tmp_path, tiny, seeds=[3], models={"vae-z4": STUDY["models"]["vae-z4"]},
                                   comparisons=[], finding=None))
+    import torch
+
+    threads = torch.get_num_threads()
     results = run_study(spec, tmp_path / "api", progress=False, draw_report=False, cpus_per_cell=1)
+    assert torch.get_num_threads() == threads  # the caller's process keeps its threads
     (part,) = results["datasets"].values()
     assert list(part["per_seed"]["vae-z4"]) == ["3"] and part["finding"] is None
     assert not (tmp_path / "api" / "report.html").exists()
@@ -149,6 +153,7 @@ def test_ray_gives_byte_identical_results_to_local(local_study, tmp_path):
     assert (tmp_path / "ray" / "results.json").read_bytes() == (out / "results.json").read_bytes()
 
 
+@pytest.mark.slow  # a whole study killed and run again: CI runs it with -m slow
 @needs_ray
 def test_a_killed_ray_driver_resumes(local_study, tmp_path):
     out, study_file = local_study

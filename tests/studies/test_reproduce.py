@@ -246,6 +246,7 @@ def test_finding_sentence_follows_the_paired_interval(mean, ci, verdict):
     assert ("95% CI" in sentence) == (ci is not None)
 
 
+@pytest.mark.slow  # a whole study killed and run again: CI runs it with -m slow
 @pytest.mark.parametrize("kill_when", ["runs/idx-tiny/vae-seed0/model.json", "runs/idx-tiny/ae-seed1/codes.npz"])
 def test_a_killed_study_resumes_to_the_same_results(study, tiny_data, tmp_path, kill_when):
     import os

@@ -134,3 +134,16 @@ def test_study_list_and_show(tmp_path):
     assert "compare vae-z8 - vae-z32: silhouette, knn5_accuracy" in shown.stdout
     spec = load_study(tmp_path / "study.yaml")
     assert plan(spec)[0].identity in shown.stdout
+
+
+def test_the_example_study_files_are_valid_and_match_the_readme():
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    examples = sorted((root / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        spec = load_study(path)
+        assert len(plan(spec)) == len(spec.models) * len(spec.seeds) * len(spec.datasets)
+    shown = load_study(root / "examples" / "latent-and-beta.yaml")
+    for key in shown.models:  # the README shows this file's models
+        assert f"  {key}:" in readme

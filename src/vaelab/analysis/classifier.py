@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 from vaelab.data.registry import Dataset, to_tensor
-from vaelab.io import atomic_path, read_json, write_json
+from vaelab.errors import DataError, notice
+from vaelab.io import read_json, write_json, write_safetensors
 from vaelab.seeding import seeded_torch, torch_generator
 
 EXTRACTOR = "conv16-conv32-fc128"
@@ -79,22 +81,43 @@ def train_classifier(data: Dataset, seed: int, epochs: int = 4,
 def load_or_train_classifier(folder: Path, data: Dataset, seed: int, epochs: int = 4,
                              device: torch.device | str = "cpu") -> tuple[DigitClassifier, dict]:
     """The classifier saved in ``folder`` for this data set and seed (trained there first if missing), on ``device``."""
+    if data.image_shape != (1, 28, 28):
+        shape = "x".join(map(str, data.image_shape))
+        raise DataError(f"the feature classifier ({EXTRACTOR}) takes 1x28x28 images and {data.name} has {shape}: "
+                        "leave out the generation and perturbation measures (e.g. --measures "
+                        "separation,knn,probe,clustering,map,health,likelihood)")
     folder = Path(folder)
     info_path, weights_path = folder / "classifier.json", folder / "weights.safetensors"
     # The data's fingerprint too: a cache made from other data (a swapped idx: folder) is rebuilt.
     wanted = {"extractor": EXTRACTOR, "dataset": data.name, "data_fingerprint": data.fingerprint,
               "seed": seed, "epochs": epochs}
-    if info_path.is_file() and weights_path.is_file():
-        info = read_json(info_path)
-        if {k: info.get(k) for k in wanted} == wanted:
-            model = DigitClassifier(len(data.class_names))
-            model.load_state_dict(load_file(str(weights_path)))
-            model.to(device).eval()
-            return model, info
+    cached = _load_cached(info_path, weights_path, wanted, len(data.class_names))
+    if cached is not None:
+        model, info = cached
+        return model.to(device).eval(), info
     model, accuracy = train_classifier(data, seed, epochs, device)
-    with atomic_path(weights_path) as tmp:
-        save_file({k: v.cpu() for k, v in model.state_dict().items()}, str(tmp))
+    write_safetensors(weights_path, model.state_dict())
     info = {**wanted, "test_accuracy": accuracy}
     write_json(info_path, info)
     model.eval()
     return model, info
+
+
+def _load_cached(info_path: Path, weights_path: Path, wanted: dict, n_classes: int):
+    """The cached classifier if it is whole and made for ``wanted``; None means: train it again.
+
+    A stale cache (other data, seed or epochs) or a damaged one (unreadable JSON or
+    weights, weights of another shape) is rebuilt, never used; a damaged one is named.
+    """
+    if not (info_path.is_file() and weights_path.is_file()):
+        return None
+    try:
+        info = read_json(info_path)
+        if not isinstance(info, dict) or {k: info.get(k) for k in wanted} != wanted:
+            return None
+        model = DigitClassifier(n_classes)
+        model.load_state_dict(load_file(str(weights_path)))
+        return model, info
+    except (ValueError, OSError, RuntimeError, SafetensorError):  # JSON, file and shape errors
+        notice(f"the cached classifier in {info_path.parent} is damaged: training it again")
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +39,9 @@ class Codes:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 return cls(npz["mean"], npz["logvar"] if "logvar" in npz.files else None, npz["labels"])
-        except (OSError, ValueError, KeyError) as error:
-            raise RunError(f"{path}: not a vaelab codes file ({error})") from None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # incl. "pickled data" on junk
+            raise RunError(f"{path} is damaged or not a vaelab codes file: write it again with "
+                           "`vaelab encode RUN_DIR --out FILE`") from None
 
 
 @torch.no_grad()

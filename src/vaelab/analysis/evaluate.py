@@ -27,7 +27,7 @@ from vaelab.analysis.embed import tsne_map
 from vaelab.analysis.encode import Codes, encode_split
 from vaelab.config import EvalSettings
 from vaelab.data.registry import Dataset, to_tensor
-from vaelab.errors import ConfigError
+from vaelab.errors import ConfigError, RunError
 from vaelab.io import read_json, write_json
 
 GROUPS = ("separation", "knn", "probe", "clustering", "map", "health", "likelihood", "generation", "perturbation")
@@ -177,6 +177,14 @@ def write_measures(run_dir: Path, evaluation: Evaluation, groups: tuple[str, ...
 
 
 def read_measures(run_dir: Path) -> dict | None:
-    """``RUN_DIR/measures.json`` if it exists."""
+    """``RUN_DIR/measures.json`` if it exists (None if not; a damaged one is a one-line :class:`RunError`)."""
     path = Path(run_dir) / MEASURES_JSON
-    return read_json(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        saved = read_json(path)
+    except (ValueError, UnicodeDecodeError):
+        saved = None
+    if not isinstance(saved, dict) or not isinstance(saved.get("measures"), dict):
+        raise RunError(f"{path} is damaged: measure the run again (`vaelab evaluate {run_dir}`)")
+    return saved

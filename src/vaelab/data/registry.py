@@ -196,6 +196,9 @@ def load_dataset(name: str = EMBEDDED, *, data_dir: str | None = None, holdout: 
     data sets are looked for in ``data_dir`` (or ``$VAELAB_DATA_DIR``), the user
     cache and Debian's folders, then downloaded into the cache.
     """
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise DataError(f"--data-dir {data_dir} is not a folder: give the folder that holds the IDX files "
+                        "(or leave --data-dir out)")
     if name == EMBEDDED:
         return validated(load_mnist_5k(seed))
     if name.startswith("idx:"):

@@ -41,7 +41,32 @@ def load_results(out: str | Path) -> dict[str, Any]:
     if not isinstance(results, dict) or not isinstance(results.get("datasets"), dict) or "study" not in results:
         raise RunError(f"{path} was not written by this version of vaelab's studies: run the study again "
                        f"into a new folder")
+    if not _complete(results):
+        raise RunError(f"{path} is incomplete or damaged: run the study again into {out} to rewrite it")
     return results
+
+
+def _complete(results: dict) -> bool:
+    """Whether results.json has every part the report reads, of the right kind."""
+    study = results["study"]
+    if not (isinstance(study, dict) and isinstance(study.get("models"), dict) and isinstance(study.get("seeds"), list)
+            and isinstance(study.get("evaluation"), dict) and isinstance(results.get("failed", []), list)):
+        return False
+    if not all(isinstance(m, dict) and isinstance(m.get("label"), str) and isinstance(m.get("model"), dict)
+               and isinstance(m.get("train"), dict) for m in study["models"].values()):
+        return False
+    for part in results["datasets"].values():
+        if not isinstance(part, dict):
+            return False
+        for key in ("per_seed", "aggregate", "runs"):
+            table = part.get(key)
+            if not isinstance(table, dict) or set(table) != set(study["models"]):
+                return False
+            if not all(isinstance(v, dict) for v in table.values()):
+                return False
+        if not isinstance(part.get("paired", {}), dict) or not isinstance(part.get("classifier", {}), dict):
+            return False
+    return True
 
 
 def _npz(path: Path) -> dict[str, np.ndarray]:
@@ -129,6 +154,17 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
     return drawn
 
 
+def check_inputs(root: Path, results: dict) -> None:
+    """Read every file the figures need; a missing or damaged one is a one-line :class:`RunError`."""
+    study = results["study"]
+    for dataset, part in results["datasets"].items():
+        for model in study["models"]:
+            seed = _first_finished(part, model, study["seeds"])
+            if seed is not None:
+                for name in ("grids.npz", "map.npz", "codes.npz"):
+                    _npz(root / part["runs"][model][seed] / name)
+
+
 def _slug(dataset: str, results: dict) -> str:
     """The data set's folder name, as its runs use it (``runs/<slug>/...``)."""
     runs = results["datasets"][dataset]["runs"]
@@ -172,6 +208,7 @@ def build_report(root: str | Path) -> dict[str, float]:
     """Draw figures and write ``report.html`` (self-contained) and ``report.md``; return stage timings."""
     root = Path(root)
     results = load_results(root)
+    check_inputs(root, results)  # every file is read before any figure is redrawn: all or nothing
     started = time.perf_counter()
     drawn = {dataset: draw_dataset_figures(root, results, dataset, root / "figures" / _slug(dataset, results))
              for dataset in results["datasets"]}

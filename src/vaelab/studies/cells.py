@@ -152,12 +152,30 @@ def measures_current(run_dir: Path, settings: dict[str, Any], groups: tuple[str,
     """A cell's saved ``measures.json`` if it was made with these settings and groups and its files exist."""
     from vaelab.analysis.evaluate import read_measures
 
-    saved = read_measures(run_dir)
+    try:
+        saved = read_measures(run_dir)
+    except RunError:  # damaged: redone
+        return None
     if saved is None or saved.get("settings") != settings or saved.get("groups") != list(groups):
         return None
-    if not all((run_dir / name).is_file() for name in CELL_FILES):
-        return None
+    if not all(_readable_npz(run_dir / name) for name in CELL_FILES):
+        return None  # missing or damaged: the cell's evaluation is redone
     return saved
+
+
+def _readable_npz(path: Path) -> bool:
+    """Whether ``path`` is a whole NPZ whose arrays load without pickle (a cheap check of a cell's files)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            for name in saved.files:
+                saved[name]
+        return True
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
 
 
 def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:

@@ -37,13 +37,19 @@ class LocalExecutor:
         self.threads = cpus_per_cell or torch.get_num_threads()
 
     def run(self, jobs: list[Job], progress: Progress) -> list[dict[str, Any]]:
-        """Run ``jobs`` in order; return their outcomes."""
+        """Run ``jobs`` in order; return their outcomes (this process's torch threads are restored after)."""
+        import torch
+
+        threads = torch.get_num_threads()
         outcomes = []
-        for job in jobs:
-            progress.started(job)
-            outcome = run_job(job, on_epoch=progress.epoch_done)
-            progress.finished(job, outcome)
-            outcomes.append(outcome)
+        try:
+            for job in jobs:
+                progress.started(job)
+                outcome = run_job(job, on_epoch=progress.epoch_done)
+                progress.finished(job, outcome)
+                outcomes.append(outcome)
+        finally:
+            torch.set_num_threads(threads)
         return outcomes
 
     def close(self) -> None:

@@ -132,12 +132,29 @@ def study_hardware(root: Path, resolved: Resolved, threads: int) -> Resolved:
     keeps the one it started with (its runs stay comparable) and says so.
     """
     path = root / "hardware.json"
-    if path.is_file():
-        resolved = keep_recorded_precision(read_json(path), resolved, str(root),
+    recorded = _read_dict(path)
+    if recorded is not None:
+        resolved = keep_recorded_precision(recorded, resolved, str(root),
                                            f"so that its runs stay comparable (use another --out to start over "
                                            f"in {resolved.precision})")
     write_json(path, {**resolved.as_dict(), "threads_per_cell": threads})
     return resolved
+
+
+def _read_dict(path: Path) -> dict | None:
+    """A JSON object from ``path``; None if it is missing or damaged (then it is rewritten, with a note)."""
+    if not path.is_file():
+        return None
+    try:
+        value = read_json(path)
+    except (ValueError, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, dict) or "precision" not in value:
+        from vaelab.errors import notice
+
+        notice(f"{path} is damaged: writing it again for this machine")
+        return None
+    return value
 
 
 def _jobs(spec: StudySpec, cells: list[Cell], root: Path, resolved: Resolved, threads: int) -> list[Job]:
@@ -276,7 +293,10 @@ class StudyProgress:
 
     def __exit__(self, *exc):
         if self.enabled:
-            self.bar.update(self.status, description=f"done ({self.failed} failed)", total=1, completed=1)
+            if exc[0] is None:
+                self.bar.update(self.status, description=f"done ({self.failed} failed)", total=1, completed=1)
+            else:  # Ctrl-C or an error: the display must not claim the study is done
+                self.bar.update(self.status, description="stopped: finished cells are saved")
             self.bar.__exit__(*exc)
 
     def describe(self, text: str) -> None:

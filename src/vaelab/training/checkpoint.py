@@ -13,6 +13,7 @@ Files of a run directory:
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from vaelab.config import RunConfig, build_config
-from vaelab.errors import RunError
-from vaelab.io import atomic_path, atomic_write, read_json, write_json
+from vaelab.errors import ConfigError, RunError
+from vaelab.io import atomic_write, read_json, write_json, write_safetensors
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "weights.safetensors"
@@ -45,12 +46,13 @@ class Checkpoint:
 
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     try:
-        with atomic_path(path) as tmp:
-            # Always CPU tensors: a run trained on a GPU resumes, encodes and evaluates on a CPU.
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    except SafetensorError as error:  # e.g. "No space left on device": the previous file is untouched
-        raise RunError(f"{path}: could not be written ({error}): free some space, then `vaelab train --resume "
-                       f"{path.parent}`") from None
+        # Always CPU tensors: a run trained on a GPU resumes, encodes and evaluates on a CPU.
+        write_safetensors(path, tensors, metadata)
+    except (SafetensorError, OSError) as error:  # the previous file is untouched
+        if isinstance(error, OSError) and error.errno != errno.ENOSPC:
+            raise  # e.g. permission denied: the CLI names the path in one line
+        raise RunError(f"{path}: could not be written (no space left on the device): free some space, then "
+                       f"`vaelab train --resume {path.parent}`") from None
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
@@ -117,8 +119,15 @@ def load_checkpoint(run_dir: Path) -> Checkpoint:
         raise RunError(f"{path}: not a vaelab checkpoint (format {metadata.get('format')!r})")
     model_state = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     optim_tensors = {k: v for k, v in tensors.items() if k.startswith("optim/")}
-    optimizer_state = _unflatten_optimizer(optim_tensors, metadata["optimizer"]) if "optimizer" in metadata else None
-    return Checkpoint(int(metadata["epoch"]), model_state, optimizer_state, json.loads(metadata["history"]))
+    try:
+        optimizer_state = _unflatten_optimizer(optim_tensors, metadata["optimizer"]) if "optimizer" in metadata else None
+        epoch, history = int(metadata["epoch"]), json.loads(metadata["history"])
+        if epoch < 0 or not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+            raise ValueError("epoch or history out of shape")
+    except (KeyError, ValueError, TypeError):  # JSON errors are ValueErrors
+        raise RunError(f"{path}: the checkpoint's epoch, history or optimiser state is damaged: delete the run "
+                       "directory and train again") from None
+    return Checkpoint(epoch, model_state, optimizer_state, history)
 
 
 def load_trained_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
@@ -199,5 +208,15 @@ def read_model_json(run_dir: Path) -> dict[str, Any]:
     if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
         # Never fall back to defaults: resuming from them would silently train another run.
         raise RunError(f"{path}: holds no run config: the run directory is damaged; train again")
-    info["config"] = build_config(info["config"])
+    try:
+        info["config"] = build_config(info["config"])
+    except ConfigError as error:
+        raise RunError(f"{path}: {error}: the run directory is damaged; train again") from None
+    # The rest is description; the checkpoint is the source of truth. Damaged parts read as unknown.
+    for key, kind, default in (("dataset", dict, {}), ("hardware", dict, {}), ("status", str, "unknown")):
+        if not isinstance(info.get(key), kind):
+            info[key] = default
+    shape = info["dataset"].get("image_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)):
+        info["dataset"].pop("image_shape", None)
     return info

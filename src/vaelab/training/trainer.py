@@ -193,8 +193,12 @@ def _restore(run_dir: Path, model: LatentModel, optimizer: torch.optim.Optimizer
     if not (run_dir / ckpt.CHECKPOINT).exists():
         return [], 0
     state = ckpt.load_checkpoint(run_dir)
-    model.load_state_dict(state.model_state)
-    optimizer.load_state_dict(state.optimizer_state)
+    try:
+        model.load_state_dict(state.model_state)
+        optimizer.load_state_dict(state.optimizer_state)
+    except (RuntimeError, ValueError, KeyError, TypeError):
+        raise RunError(f"{run_dir}: the checkpoint does not match the config in model.json: the run is damaged; "
+                       "train again into another --out") from None
     if state.epoch > config.train.epochs:
         raise RunError(f"{run_dir} has trained {state.epoch} epochs already: give --epochs {state.epoch} "
                        "or more to continue it")
