@@ -18,6 +18,12 @@ from tests.conftest import run_cli, write_idx_pair
 TINY = ("--hidden", "32", "--latent", "2", "--quiet")
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C delivered as usual, even when the test runs in a background job (where the
+    shell ignores SIGINT and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def one_line_error(result, *words: str) -> str:
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
@@ -123,17 +129,21 @@ def test_divergence_in_the_first_epoch_says_nothing_was_kept_and_how_to_go_on(tm
 def test_ctrl_c_says_how_to_continue_and_the_run_resumes(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "vaelab", "train", "--epochs", "100000", "--out", str(out), *TINY]  # cannot finish first
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if json.loads((out / "model.json").read_text())["epochs_done"] >= 1:
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if json.loads((out / "model.json").read_text())["epochs_done"] >= 1:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()  # whatever happened, stop what the test started
     assert process.returncode == 130
     assert err.strip().splitlines()[-1].startswith("interrupted: finished work is saved")
     assert "Traceback" not in err
@@ -153,12 +163,16 @@ def test_ctrl_c_under_the_study_progress_display_says_how_to_continue(tmp_path):
     out = tmp_path / "study"
     command = [sys.executable, "-m", "vaelab", "reproduce", "--dataset", f"idx:{data}", "--seeds", "1",
                "--out", str(out)]  # with the progress display
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "runs" / "idx-tiny" / "ae-seed0" / "model.json").exists() and time.time() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
+    try:
+        deadline = time.time() + 120
+        while not (out / "runs" / "idx-tiny" / "ae-seed0" / "model.json").exists() and time.time() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
     assert process.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("interrupted: finished work is saved")
     assert "Traceback" not in stderr and "done (" not in stdout
