@@ -119,6 +119,9 @@ def test_another_config_in_the_same_place_is_a_one_line_failure(local_study, tmp
     assert result.returncode == 2
     assert "holds another run (identity" in result.stderr and "Traceback" not in result.stderr
     assert (out / "runs" / "idx-tiny" / "vae-z12-seed0" / "checkpoint.safetensors").read_bytes() == before
+    # the other run's measures are not reported as this model's
+    (part,) = json.loads((out / "results.json").read_text())["datasets"].values()
+    assert part["per_seed"]["vae-z12"] == {} and part["per_seed"]["vae-z4"]
     # and the original study still reuses everything
     again = run_cli("study", "run", str(_study_file(tmp_path / "orig", tiny)), "--out", str(out), "--quiet",
                     "--cpus-per-cell", "1")

@@ -148,12 +148,20 @@ def _classifier_job(job: Job, outcome: dict[str, Any]) -> None:
         _classifier(job, device)
 
 
-def measures_current(run_dir: Path, settings: dict[str, Any], groups: tuple[str, ...]) -> dict | None:
-    """A cell's saved ``measures.json`` if it was made with these settings and groups and its files exist."""
+def measures_current(run_dir: Path, config: dict[str, Any], settings: dict[str, Any],
+                     groups: tuple[str, ...]) -> dict | None:
+    """A cell's saved ``measures.json`` if it measures the run of this ``config`` (resolved, as JSON) with
+    these settings and groups, and its files exist; else None.
+
+    The config is checked too: a folder holding another run (a changed study) never lends its measures.
+    """
     from vaelab.analysis.evaluate import read_measures
+    from vaelab.training.checkpoint import read_model_json
 
     try:
         saved = read_measures(run_dir)
+        if saved is not None and read_model_json(run_dir)["config"].model_dump(mode="json") != config:
+            return None
     except RunError:  # damaged: redone
         return None
     if saved is None or saved.get("settings") != settings or saved.get("groups") != list(groups):
@@ -195,7 +203,7 @@ def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
     run, reused = train_or_reuse(config, run_dir, data, on_epoch, device, resolved.precision)
     outcome["timings"]["train"] = round(time.perf_counter() - started, 4)
     outcome["reused"] = reused
-    if measures_current(run_dir, job.settings, job.groups) is not None:
+    if measures_current(run_dir, job.config, job.settings, job.groups) is not None:
         return
     started = time.perf_counter()
     settings = EvalSettings.model_validate(job.settings)

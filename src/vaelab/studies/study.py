@@ -183,7 +183,7 @@ def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved
         for cell in (c for c in cells if c.dataset == dataset):
             run_dir = cell.run_dir(root)
             runs[cell.model][str(cell.seed)] = run_dir.relative_to(root).as_posix()
-            saved = measures_current(run_dir, settings, tuple(spec.measures))
+            saved = measures_current(run_dir, cell.config.model_dump(mode="json"), settings, tuple(spec.measures))
             if saved is None:
                 continue  # failed (listed under "failed"); the others are aggregated without it
             per_seed[cell.model][str(cell.seed)] = saved["measures"]
