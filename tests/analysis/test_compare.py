@@ -51,7 +51,10 @@ def test_two_studies_with_the_same_folder_name_stay_apart(tmp_path):
     folders = []
     for parent, value in (("one", 0.1), ("two", 0.2)):
         folder = tmp_path / parent / "results"
-        write_json(folder / "results.json", {"datasets": {"mnist-5k": {"per_seed": {"vae": {"0": {"silhouette": value}}}}}})
+        write_json(folder / "results.json", {
+            "study": {"models": {"vae": {"label": "VAE", "model": {}, "train": {}}}, "seeds": [0], "evaluation": {}},
+            "datasets": {"mnist-5k": {"per_seed": {"vae": {"0": {"silhouette": value}}}, "aggregate": {"vae": {}},
+                                      "runs": {"vae": {}}}}})
         folders.append(folder)
     table = collect(folders)
     assert len(table) == 2

@@ -45,7 +45,7 @@ def collect(folders: list[str | Path]) -> dict[str, dict[str, dict[str, float]]]
     groups: dict[str, dict[str, Any]] = {}  # config without seed (JSON) -> config and {seed: (folder, measures)}
     for folder in map(Path, folders):
         if (folder / "results.json").is_file():
-            results = _study_results(folder)
+            results = load_results(folder)
             parts = results["datasets"]
             for dataset, part in parts.items():
                 for model, seeds in part["per_seed"].items():
@@ -73,18 +73,45 @@ def collect(folders: list[str | Path]) -> dict[str, dict[str, dict[str, float]]]
     return table
 
 
-def _study_results(folder: Path) -> dict[str, Any]:
-    """A study folder's results.json, checked enough to compare (one-line errors otherwise)."""
-    path = folder / "results.json"
+def load_results(out: str | Path) -> dict[str, Any]:
+    """``results.json`` of a study folder, with one-line errors for a missing, damaged or older file."""
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        raise RunError(f"{out}: no results.json: run `vaelab study run FILE --out {out}` "
+                       f"(or `vaelab reproduce --out {out}`) first")
     try:
         results = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunError(f"{path} is damaged (not JSON): run the study again to rewrite it") from None
-    parts = results.get("datasets") if isinstance(results, dict) else None
-    if not isinstance(parts, dict) or not all(isinstance(p, dict) and isinstance(p.get("per_seed"), dict)
-                                              for p in parts.values()):
-        raise RunError(f"{path} is not a vaelab study's results (or an older format): run the study again")
+        raise RunError(f"{path} is damaged (not JSON): run the study again into {out} to rewrite it") from None
+    if not isinstance(results, dict) or not isinstance(results.get("datasets"), dict) or "study" not in results:
+        raise RunError(f"{path} was not written by this version of vaelab's studies: run the study again "
+                       f"into a new folder")
+    if not _complete(results):
+        raise RunError(f"{path} is incomplete or damaged: run the study again into {out} to rewrite it")
     return results
+
+
+def _complete(results: dict) -> bool:
+    """Whether results.json has every part the report and the comparison read, of the right kind."""
+    study = results["study"]
+    if not (isinstance(study, dict) and isinstance(study.get("models"), dict) and isinstance(study.get("seeds"), list)
+            and isinstance(study.get("evaluation"), dict) and isinstance(results.get("failed", []), list)):
+        return False
+    if not all(isinstance(m, dict) and isinstance(m.get("label"), str) and isinstance(m.get("model"), dict)
+               and isinstance(m.get("train"), dict) for m in study["models"].values()):
+        return False
+    for part in results["datasets"].values():
+        if not isinstance(part, dict):
+            return False
+        for key in ("per_seed", "aggregate", "runs"):
+            table = part.get(key)
+            if not isinstance(table, dict) or set(table) != set(study["models"]):
+                return False
+            if not all(isinstance(v, dict) for v in table.values()):
+                return False
+        if not isinstance(part.get("paired", {}), dict) or not isinstance(part.get("classifier", {}), dict):
+            return False
+    return True
 
 
 def _without_seed(config) -> dict[str, Any]:

@@ -11,62 +11,19 @@ e.g. the thesis's) add to it.
 from __future__ import annotations
 
 import base64
-import json
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci
+from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, load_results
 from vaelab.errors import RunError
-from vaelab.io import atomic_write, read_json
+from vaelab.io import atomic_write
 from vaelab.report import figures
 from vaelab.training.checkpoint import METRICS, read_metrics
 
 KEY_MEASURES = ["silhouette", "knn5_accuracy", "linear_probe_accuracy", "kmeans_nmi", "tsne_trustworthiness"]
-
-
-def load_results(out: str | Path) -> dict[str, Any]:
-    """``results.json`` of a study folder, with one-line errors for a missing, damaged or older file."""
-    path = Path(out) / "results.json"
-    if not path.is_file():
-        raise RunError(f"{out}: no results.json: run `vaelab study run FILE --out {out}` "
-                       f"(or `vaelab reproduce --out {out}`) first")
-    try:
-        results = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunError(f"{path} is damaged (not JSON): run the study again into {out} to rewrite it") from None
-    if not isinstance(results, dict) or not isinstance(results.get("datasets"), dict) or "study" not in results:
-        raise RunError(f"{path} was not written by this version of vaelab's studies: run the study again "
-                       f"into a new folder")
-    if not _complete(results):
-        raise RunError(f"{path} is incomplete or damaged: run the study again into {out} to rewrite it")
-    return results
-
-
-def _complete(results: dict) -> bool:
-    """Whether results.json has every part the report reads, of the right kind."""
-    study = results["study"]
-    if not (isinstance(study, dict) and isinstance(study.get("models"), dict) and isinstance(study.get("seeds"), list)
-            and isinstance(study.get("evaluation"), dict) and isinstance(results.get("failed", []), list)):
-        return False
-    if not all(isinstance(m, dict) and isinstance(m.get("label"), str) and isinstance(m.get("model"), dict)
-               and isinstance(m.get("train"), dict) for m in study["models"].values()):
-        return False
-    for part in results["datasets"].values():
-        if not isinstance(part, dict):
-            return False
-        for key in ("per_seed", "aggregate", "runs"):
-            table = part.get(key)
-            if not isinstance(table, dict) or set(table) != set(study["models"]):
-                return False
-            if not all(isinstance(v, dict) for v in table.values()):
-                return False
-        if not isinstance(part.get("paired", {}), dict) or not isinstance(part.get("classifier", {}), dict):
-            return False
-    return True
 
 
 def _npz(path: Path) -> dict[str, np.ndarray]:

@@ -8,7 +8,7 @@ the run directories, so the executor leaves no trace in ``results.json``.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from vaelab.errors import ConfigError
 from vaelab.studies.cells import Job, run_job

@@ -132,7 +132,7 @@ def study_hardware(root: Path, resolved: Resolved, threads: int) -> Resolved:
     keeps the one it started with (its runs stay comparable) and says so.
     """
     path = root / "hardware.json"
-    recorded = _read_dict(path)
+    recorded = _recorded_hardware(path)
     if recorded is not None:
         resolved = keep_recorded_precision(recorded, resolved, str(root),
                                            f"so that its runs stay comparable (use another --out to start over "
@@ -141,8 +141,8 @@ def study_hardware(root: Path, resolved: Resolved, threads: int) -> Resolved:
     return resolved
 
 
-def _read_dict(path: Path) -> dict | None:
-    """A JSON object from ``path``; None if it is missing or damaged (then it is rewritten, with a note)."""
+def _recorded_hardware(path: Path) -> dict | None:
+    """``hardware.json``'s record; None if it is missing or damaged (then it is rewritten, with a note)."""
     if not path.is_file():
         return None
     try:
@@ -190,12 +190,8 @@ def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved
             if saved.get("classifier") is not None:
                 classifiers.setdefault(str(cell.seed), saved["classifier"])
         table = {model: _mean_cis(seeds, spec.seeds) for model, seeds in per_seed.items()}
-        paired = {}
-        for comparison in spec.comparisons:
-            for measure in comparison.measures:
-                paired[comparison.key(measure)] = stats.paired_difference(
-                    *[[per_seed[side].get(str(s), {}).get(measure) for s in spec.seeds]
-                      for side in (comparison.a, comparison.b)])
+        paired = {comparison.key(measure): _paired(per_seed, comparison.a, comparison.b, measure, spec.seeds)
+                  for comparison in spec.comparisons for measure in comparison.measures}
         datasets[dataset] = {
             "per_seed": per_seed,
             "aggregate": table,
@@ -211,6 +207,11 @@ def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved
         "datasets": datasets,
         "failed": failed,
     }
+
+
+def _paired(per_seed: dict, a: str, b: str, measure: str, seeds: list[int]) -> dict:
+    """The paired difference a - b of ``measure`` over the seeds both models have."""
+    return stats.paired_difference(*[[per_seed[side].get(str(s), {}).get(measure) for s in seeds] for side in (a, b)])
 
 
 def _mean_cis(seeds: dict[str, dict[str, float]], order: list[int]) -> dict[str, dict]:
@@ -245,8 +246,7 @@ def finding(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) 
     a_cell, b_cell = table[question.a].get(question.measure), table[question.b].get(question.measure)
     if not a_cell or not b_cell or a_cell["mean"] is None or b_cell["mean"] is None:
         return None
-    difference = stats.paired_difference(
-        *[[per_seed[side].get(str(s), {}).get(question.measure) for s in spec.seeds] for side in (question.a, question.b)])
+    difference = _paired(per_seed, question.a, question.b, question.measure, spec.seeds)
     return finding_sentence(question, a_cell["mean"], b_cell["mean"], difference)
 
 
