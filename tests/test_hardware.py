@@ -4,7 +4,6 @@ CPU-loadable checkpoints, and the one-line note when a run or study resumes on o
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -130,6 +130,12 @@ MUTATIONS = {
     "model.json has another latent size": (_edit_json("model.json", lambda v: v["config"]["model"].update(latent=7)),
                                            False),
     "model.json has a bad value": (_edit_json("model.json", lambda v: v["config"]["train"].update(epochs=-1)), False),
+    # valid configs, but not this run's: caught by the recorded identity (a flipped byte once renamed the data path)
+    "model.json names another data folder": (_edit_json("model.json", lambda v: v["config"]["data"].update(
+        name=v["config"]["data"]["name"] + "x")), False),
+    "model.json has another epoch count": (_edit_json("model.json", lambda v: v["config"]["train"].update(epochs=5)),
+                                           False),
+    "model.json lacks its identity (an older run)": (_edit_json("model.json", lambda v: v.pop("identity")), True),
     "checkpoint truncated": (_truncate("checkpoint.safetensors"), False),
     "checkpoint empty": (_write("checkpoint.safetensors", b""), False),
     # without its checkpoint a run still loads from its weights, and a resume starts it over (the same result)
@@ -485,3 +491,18 @@ def test_a_really_full_disk_during_training(tiny, tmp_path, small_disk):
     (small_disk / "filler").unlink()
     assert one_line_or_success(cli("train", "--resume", str(run), "--quiet")) is None
     assert (run / "weights.safetensors").read_bytes() == (straight / "weights.safetensors").read_bytes()
+
+
+def test_a_run_written_before_a_setting_existed_still_loads(trained, tmp_path):
+    # The identity is the hash of the config as written, so settings added by later versions (filled in with
+    # their defaults when read) never make an older run look damaged.
+    import vaelab
+    from vaelab.config import config_hash
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    info = json.loads((run / "model.json").read_text())
+    del info["config"]["model"]["negative_slope"]
+    info["identity"] = config_hash(info["config"])
+    (run / "model.json").write_text(json.dumps(info))
+    assert vaelab.load(run, device="cpu").config == vaelab.load(trained, device="cpu").config

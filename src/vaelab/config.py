@@ -7,6 +7,8 @@ it. Unknown keys are rejected, and a bad value becomes a one-line
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,6 +84,16 @@ class RunConfig(_Strict):
         if self.model.objective == "ae" and self.model.beta != 1.0:
             raise ValueError("model.beta applies to the vae objective only")
         return self
+
+    def identity(self) -> str:
+        """A stable hash of the resolved config (data, model, training, seed): equal identities are the same run."""
+        return config_hash(self.model_dump(mode="json"))
+
+
+def config_hash(values: dict[str, Any]) -> str:
+    """16 hex digits of the SHA-256 of a config dict's canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

@@ -18,8 +18,6 @@ study's evaluation settings is finished.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +36,6 @@ def dataset_slug(name: str) -> str:
     if name.startswith("idx:"):
         return "idx-" + (Path(name[4:]).expanduser().resolve().name or "data")
     return name
-
-
-def identity(config: dict[str, Any]) -> str:
-    """A run's identity: a stable hash of its resolved config (data, model, training, seed)."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -238,9 +230,8 @@ def train_or_reuse(config, run_dir: Path, data, on_epoch, device, precision: str
     if (run_dir / ckpt.MODEL_JSON).is_file():
         info = ckpt.read_model_json(run_dir)
         if info["config"] != config:
-            found = identity(info["config"].model_dump(mode="json"))
-            raise RunError(f"{run_dir} holds another run (identity {found}, not "
-                           f"{identity(config.model_dump(mode='json'))}): use another --out, or delete that folder")
+            raise RunError(f"{run_dir} holds another run (identity {info['config'].identity()}, not "
+                           f"{config.identity()}): use another --out, or delete that folder")
         check_same_data(info.get("dataset") or {}, data, run_dir)
         if info["status"] == "finished":
             return load_run(run_dir, device), True

@@ -32,7 +32,7 @@ from vaelab.config import RunConfig
 from vaelab.errors import ConfigError
 from vaelab.hardware import Resolved, keep_recorded_precision, resolve
 from vaelab.io import atomic_write, folder_lock, read_json, remove_stale_temporaries, write_json
-from vaelab.studies.cells import Job, cell_dir, dataset_slug, identity, measures_current
+from vaelab.studies.cells import Job, cell_dir, dataset_slug, measures_current
 from vaelab.studies.executors import make_executor
 from vaelab.studies.spec import StudySpec
 
@@ -51,7 +51,7 @@ class Cell:
     @property
     def identity(self) -> str:
         """The stable hash of the resolved config: equal identities are the same run."""
-        return identity(self.config.model_dump(mode="json"))
+        return self.config.identity()
 
     def run_dir(self, root: Path) -> Path:
         """The cell's run directory under the study folder ``root``."""

@@ -6,8 +6,9 @@ Files of a run directory:
   in one file, so that one atomic rename moves the run from one epoch to the
   next (a kill at any moment leaves the previous epoch's checkpoint whole).
 - ``weights.safetensors``: the model weights alone, for users and other tools.
-- ``model.json``: the full resolved config, vaelab version, data set, seed,
-  epochs done and status.
+- ``model.json``: the full resolved config and its identity (a hash that
+  catches a damaged or edited config), vaelab version, data set, seed, epochs
+  done and status.
 - ``metrics.jsonl``: one JSON line per epoch (regenerated from the checkpoint).
 """
 
@@ -23,7 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from vaelab.config import RunConfig, build_config
+from vaelab.config import RunConfig, build_config, config_hash
 from vaelab.errors import ConfigError, RunError
 from vaelab.io import atomic_write, read_json, write_json, write_safetensors
 
@@ -189,7 +190,8 @@ def write_model_json(run_dir: Path, config: RunConfig, dataset: dict[str, Any], 
         "epochs_done": epochs_done,
         "seed": config.train.seed,
         "dataset": dataset,
-        "config": config.model_dump(),
+        "config": config.model_dump(mode="json"),
+        "identity": config.identity(),
         "hardware": hardware or {},
     })
 
@@ -208,6 +210,13 @@ def read_model_json(run_dir: Path) -> dict[str, Any]:
     if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
         # Never fall back to defaults: resuming from them would silently train another run.
         raise RunError(f"{path}: holds no run config: the run directory is damaged; train again")
+    recorded = info.get("identity")  # absent in runs written before vaelab recorded it
+    # The hash of the config as written (not as re-validated, which fills in settings added by later
+    # versions): a config that still validates can still be wrong (a flipped digit, an edited path), and
+    # would load another run's settings beside these weights.
+    if recorded is not None and recorded != config_hash(info["config"]):
+        raise RunError(f"{path}: its config does not match its recorded identity {recorded!r}: the file was "
+                       "edited or damaged; restore it, or train again")
     try:
         info["config"] = build_config(info["config"])
     except ConfigError as error:
