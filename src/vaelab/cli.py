@@ -136,10 +136,10 @@ def _config_option(name: str, field) -> inspect.Parameter:
 
 def _train_signature() -> inspect.Signature:
     """``vaelab train``'s options: a few of its own, then one per config field (written once, in config.py)."""
-    from vaelab.config import run_options
+    from vaelab.config import PRESETS, run_options
 
     own = [
-        ("model", Optional[str], typer.Option(None, "--model", "-m", help="preset: ae, vae, conv-vae, convenc-vae "
+        ("model", Optional[str], typer.Option(None, "--model", "-m", help=f"preset: {', '.join(PRESETS)} "
                                                                           "[default: vae]")),
         ("config", Optional[Path], typer.Option(None, "--config", "-c", help="YAML file with data/model/train sections")),
         ("out", Optional[Path], typer.Option(None, "--out", "-o", help="run directory [runs/<model>-<dataset>-seed<k>]")),
@@ -268,7 +268,8 @@ def study_show(
     for key in spec.models:
         cell = next(c for c in cells if c.model == key)
         cfg = cell.config
-        objective = cfg.model.objective + (f" β={cfg.model.beta:g}" if cfg.model.objective == "vae" else "")
+        objective = cfg.model.objective + (f" β={cfg.model.beta:g}" if cfg.model.objective in ("vae", "btcvae") else "")
+        objective += f", {cfg.model.prior} prior" if cfg.model.prior != "normal" else ""
         table.add_row(key, spec.label(key), spec.models[key].preset, f"{cfg.model.encoder}/{cfg.model.decoder}",
                       objective, str(cfg.model.latent), str(cfg.train.epochs), str(cfg.train.batch_size),
                       f"{cfg.train.lr:g}", cell.identity)

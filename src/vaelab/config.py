@@ -29,6 +29,9 @@ class DataConfig(_Strict):
     data_dir: str | None = Field(None, description="folder holding the IDX files of mnist/fashion-mnist")
     holdout: float = Field(0.2, gt=0.0, lt=1.0, description="test fraction when only one split exists")
     binarize: bool = Field(False, description="dynamic binarisation: pixels ~ Bernoulli(intensity)")
+    protocol: Literal["holdout", "transductive"] = Field(
+        "holdout", description="holdout: train on the train split, measure the test split; transductive: train "
+                               "and measure on every image (the clustering literature's protocol)")
 
     @field_validator("name")
     @classmethod
@@ -37,6 +40,10 @@ class DataConfig(_Strict):
         if value.startswith("idx:") and len(value) > 4:
             return "idx:" + str(Path(value[4:]).expanduser().resolve())
         return value
+
+
+# mog: one component per class of the digit data sets (VaDE's choice); vamp: Tomczak & Welling's 500.
+DEFAULT_COMPONENTS = {"mog": 10, "vamp": 500}
 
 
 class ModelConfig(_Strict):
@@ -50,11 +57,53 @@ class ModelConfig(_Strict):
 
     encoder: Literal["mlp", "conv"] = Field("mlp", description="encoder: mlp or conv (overrides the preset)")
     decoder: Literal["mlp", "conv"] = Field("mlp", description="decoder: mlp or conv (overrides the preset)")
-    objective: Literal["ae", "vae"] = Field("vae", description="objective: ae or vae (overrides the preset)")
-    beta: float = Field(1.0, ge=0.0, allow_inf_nan=False, description="weight of the KL term (beta-VAE); 1 is the VAE")
+    objective: Literal["ae", "vae", "iwae", "btcvae", "vade", "gmvae"] = Field(
+        "vae", description="objective: ae, vae, iwae, btcvae, vade or gmvae (overrides the preset)")
+    beta: float = Field(1.0, ge=0.0, allow_inf_nan=False,
+                        description="weight of the KL term (vae: beta-VAE, 1 is the VAE) or of the total "
+                                    "correlation (btcvae)")
     hidden: int = Field(512, gt=0, le=16384, description="hidden width of the MLP parts")
     latent: int = Field(16, gt=0, le=4096, description="latent dimensions")
     negative_slope: float = Field(0.3, ge=0.0, lt=1.0, description="LeakyReLU slope (Keras default)")
+    prior: Literal["normal", "mog", "vamp"] = Field(
+        "normal", description="prior p(z): normal N(0, I), mog (K learned Gaussians) or vamp (VampPrior, "
+                              "K learned pseudo-inputs)")
+    components: int | None = Field(
+        None, gt=0, le=100000, description=f"K of the mog/vamp prior (default mog {DEFAULT_COMPONENTS['mog']}, "
+                                           f"vamp {DEFAULT_COMPONENTS['vamp']})")
+    samples: int = Field(5, gt=0, le=5000, description="importance samples per image of the iwae objective")
+    pretrain_epochs: int = Field(0, ge=0, le=100000,
+                                 description="vade: first epochs trained as an AE, then the GMM initialisation")
+    balance: float = Field(1.0, ge=0.0, allow_inf_nan=False,
+                           description="gmvae: weight of the term against collapsing into one cluster")
+
+    @model_validator(mode="after")
+    def _settings_of_their_model(self) -> "ModelConfig":
+        # A setting that the model does not use is refused rather than ignored: it would change the run's
+        # identity without changing the run.
+        if self.objective in ("ae", "iwae") and self.beta != 1.0:
+            raise ValueError(f"beta applies to the vae and btcvae objectives, not {self.objective}")
+        if self.objective == "ae" and self.prior != "normal":
+            raise ValueError("prior applies to the stochastic objectives (vae, iwae, btcvae), not the ae")
+        if self.objective == "btcvae" and self.prior != "normal":
+            raise ValueError("the btcvae objective's dimension-wise KL needs the factorised prior: prior normal")
+        if self.objective in ("vade", "gmvae") and self.prior != "mog":
+            raise ValueError(f"the {self.objective} objective needs the mixture prior: prior mog")
+        if self.objective != "vade" and self.pretrain_epochs != 0:
+            raise ValueError("pretrain_epochs applies to the vade objective only")
+        if self.objective != "gmvae" and self.balance != 1.0:
+            raise ValueError("balance applies to the gmvae objective only")
+        if self.prior == "normal" and self.components is not None:
+            raise ValueError("components applies to the mog and vamp priors only")
+        if self.objective != "iwae" and self.samples != 5:
+            raise ValueError("samples applies to the iwae objective only")
+        return self
+
+    def prior_components(self) -> int:
+        """K of the mog/vamp prior, its default where not given (0 for the normal prior)."""
+        if self.prior == "normal":
+            return 0
+        return self.components if self.components is not None else DEFAULT_COMPONENTS[self.prior]
 
 
 class TrainConfig(_Strict):
@@ -80,9 +129,10 @@ class RunConfig(_Strict):
     train: TrainConfig = TrainConfig()
 
     @model_validator(mode="after")
-    def _beta_only_for_vae(self) -> "RunConfig":
-        if self.model.objective == "ae" and self.model.beta != 1.0:
-            raise ValueError("model.beta applies to the vae objective only")
+    def _a_stage_after_pretraining(self) -> "RunConfig":
+        if self.model.pretrain_epochs and self.train.epochs <= self.model.pretrain_epochs:
+            raise ValueError(f"train.epochs ({self.train.epochs}) must exceed model.pretrain_epochs "
+                             f"({self.model.pretrain_epochs}): the vade stage comes after the pre-training")
         return self
 
     def identity(self) -> str:
@@ -112,13 +162,24 @@ def run_options() -> dict[str, tuple[str, str, Any]]:
     return options
 
 
-# The study's three models, and the "better encoder, same decoder" variant of its future work.
+# The study's three models, the "better encoder, same decoder" variant of its future work, and the
+# variants that its conclusion asks for (see the README's "The models"). Each preset names the settings
+# that make it what it is, so that a run's label can be read back from its config.
+_MLP = {"encoder": "mlp", "decoder": "mlp"}
 PRESETS: dict[str, dict[str, Any]] = {
-    "ae": {"encoder": "mlp", "decoder": "mlp", "objective": "ae"},
-    "vae": {"encoder": "mlp", "decoder": "mlp", "objective": "vae"},
-    "conv-vae": {"encoder": "conv", "decoder": "conv", "objective": "vae"},
-    "convenc-vae": {"encoder": "conv", "decoder": "mlp", "objective": "vae"},
+    "ae": {**_MLP, "objective": "ae", "prior": "normal"},
+    "vae": {**_MLP, "objective": "vae", "prior": "normal"},
+    "conv-vae": {"encoder": "conv", "decoder": "conv", "objective": "vae", "prior": "normal"},
+    "convenc-vae": {"encoder": "conv", "decoder": "mlp", "objective": "vae", "prior": "normal"},
+    "iwae": {**_MLP, "objective": "iwae", "prior": "normal"},  # Burda et al. 2016, k = 5
+    "vamp": {**_MLP, "objective": "vae", "prior": "vamp"},  # Tomczak & Welling 2018, K = 500
+    "mog-vae": {**_MLP, "objective": "vae", "prior": "mog"},  # a learned 10-Gaussian prior, trained jointly
+    "btcvae": {**_MLP, "objective": "btcvae", "prior": "normal", "beta": 6.0},  # Chen et al. 2018
+    "vade": {**_MLP, "objective": "vade", "prior": "mog", "pretrain_epochs": 5},  # Jiang et al. 2017
+    "gmvae": {**_MLP, "objective": "gmvae", "prior": "mog"},  # Dilokthanakul et al. 2016, Shu's formulation
 }
+# The settings that say which model a run is (the others, such as beta, are its tuning).
+PRESET_KEYS = ("encoder", "decoder", "objective", "prior")
 
 
 class EvalSettings(_Strict):
@@ -140,7 +201,7 @@ class EvalSettings(_Strict):
 
 
 def preset(name: str) -> dict[str, Any]:
-    """The model settings of a named preset (``ae``, ``vae``, ``conv-vae``, ``convenc-vae``)."""
+    """The model settings of a named preset (one of :data:`PRESETS`)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown model preset {name!r}: choose one of {', '.join(PRESETS)}")
     return dict(PRESETS[name])

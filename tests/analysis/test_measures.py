@@ -14,7 +14,8 @@ from sklearn.datasets import make_blobs
 from sklearn.manifold import trustworthiness
 
 from vaelab.analysis import measures
-from vaelab.analysis.likelihood import iwae_log_likelihood, log_normal_diag
+from vaelab.analysis.likelihood import iwae_log_likelihood
+from vaelab.models.distributions import log_normal_diag
 from vaelab.analysis.stats import mean_ci, paired_difference
 
 

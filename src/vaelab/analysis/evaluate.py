@@ -4,7 +4,8 @@ Groups (``vaelab evaluate --measures``):
 
 - ``separation``: silhouette (overall and per class), Davies-Bouldin, Calinski-Harabasz
 - ``knn``, ``probe``: k-NN (k = 5, 10) and linear-probe accuracy, train codes -> test codes
-- ``clustering``: k-means and GMM with k = classes: NMI, ARI, Hungarian accuracy
+- ``clustering``: k-means and GMM with k = classes: NMI, ARI, Hungarian accuracy; for a model
+  with a mixture prior also its own clusters, argmax p(c|z) (``own_*``)
 - ``map``: trustworthiness of the 2-D t-SNE map
 - ``health``: reconstruction BCE/MSE; for VAEs KL per dimension and active units
 - ``likelihood``: negative ELBO and IWAE NLL on binarised test images (VAEs only)
@@ -109,6 +110,9 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
         results.update(timed("probe", lambda: measures.linear_probe(train.mean, train.labels, test.mean, labels)))
     if "clustering" in groups:
         results.update(timed("clustering", lambda: measures.clustering(codes, labels, seed)))
+        if model.has_clusters:  # a mixture prior or a categorical y: the model's own clusters
+            results.update(timed("own_clustering", lambda: measures.cluster_scores(
+                labels, own_clusters(model, data.test_images), "own")))
     if "map" in groups:
         index = subsample(len(codes), settings.tsne_points, seed)
         evaluation.tsne_index = index
@@ -118,8 +122,10 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
     stochastic = test.logvar is not None
     if "health" in groups:
         health = timed("reconstruction", lambda: likelihood.reconstruction_errors(model, images, test.mean))
-        if stochastic:
+        if stochastic and model.prior.name == "normal":
             health.update(timed("kl", lambda: measures.kl_per_dimension(test.mean, test.logvar)))
+        elif stochastic:  # a learned prior's KL does not split by dimension: its total, by Monte Carlo
+            health.update(timed("kl", lambda: likelihood.kl_monte_carlo(model, images, seed)))
         health.update(measures.active_units(test.mean))
         results.update(health)
     if "likelihood" in groups and stochastic:
@@ -132,8 +138,20 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
     return evaluation
 
 
+def own_clusters(model, images_uint8: np.ndarray) -> np.ndarray:
+    """The model's own cluster of each image (:meth:`LatentModel.clusters`), in batches on its device."""
+    import torch
+
+    from vaelab.models.registry import INFERENCE_BATCH
+
+    images = to_tensor(images_uint8).to(model.device)
+    with torch.no_grad():
+        return torch.cat([model.clusters(images[i:i + INFERENCE_BATCH]).cpu()
+                          for i in range(0, len(images), INFERENCE_BATCH)]).numpy()
+
+
 def _generation(model, reference: Reference, settings: EvalSettings, seed: int) -> dict[str, float]:
-    z = generate.prior_draws(settings.generation_samples, model.config.latent, seed)
+    z = generate.prior_draws(model, settings.generation_samples, seed)
     samples = generate.decode(model, z)
     features, probabilities = reference.classifier.features_and_probabilities(to_tensor_float(samples))
     return {"prior_fd": measures.frechet_distance(features, reference.test_features),

@@ -9,9 +9,14 @@ from vaelab.models.registry import INFERENCE_BATCH
 from vaelab.seeding import torch_generator
 
 
-def prior_draws(n: int, latent: int, seed: int) -> torch.Tensor:
-    """``n`` draws from N(0, I) on the stream ``(seed, "prior")``: every model decodes the same ones."""
-    return torch.randn((n, latent), generator=torch_generator(seed, "prior", latent))
+@torch.no_grad()
+def prior_draws(model, n: int, seed: int) -> torch.Tensor:
+    """``n`` draws from the model's prior on the stream ``(seed, "prior", latent)``, on the CPU.
+
+    Every model with the N(0, I) prior and the same latent size decodes the same draws;
+    a learned prior draws from itself on the same stream.
+    """
+    return model.sample_prior(n, torch_generator(seed, "prior", model.config.latent)).cpu()
 
 
 def class_centroids(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -57,12 +62,11 @@ def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.n
     from sklearn.metrics import silhouette_samples
 
     shown = codes[:N_SHOWN]
-    latent = codes.shape[1]
     return {
         "originals": test_images[:N_SHOWN].astype(np.float32) / 255.0,
         "reconstructions": decode(model, shown),
         "centroids": decode(model, class_centroids(codes, labels)),
-        "prior": decode(model, prior_draws(N_PRIOR, latent, seed)),
+        "prior": decode(model, prior_draws(model, N_PRIOR, seed)),
         "sigmas": np.asarray(sigmas, dtype=np.float64),
         "perturbed": np.stack([decode(model, perturb(codes, sigma, seed)[:N_SHOWN]) for sigma in sigmas]),
         "silhouettes": silhouette_samples(codes.astype(np.float64), labels),

@@ -17,26 +17,27 @@ from typing import Callable
 
 import torch
 
-from vaelab.models.objectives import bce_per_example, kl_per_dimension, reparameterize
+from vaelab.models.distributions import log_normal_diag
+from vaelab.models.objectives import bce_per_example
 from vaelab.models.registry import INFERENCE_BATCH
 from vaelab.seeding import torch_generator
 
-LOG_2PI = math.log(2.0 * math.pi)
 
-
-def log_normal_diag(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mean, diag(exp(logvar))), summed over the last dimension."""
-    return -0.5 * (LOG_2PI + logvar + (z - mean).pow(2) / logvar.exp()).sum(-1)
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I), summed over the last dimension (the default prior of :func:`iwae_log_likelihood`)."""
+    return log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
 
 
 @torch.no_grad()
 def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
                         log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                        k: int, generator: torch.Generator, chunk: int = 4096) -> torch.Tensor:
+                        k: int, generator: torch.Generator, chunk: int = 4096,
+                        log_prior: Callable[[torch.Tensor], torch.Tensor] = standard_normal_log_prob) -> torch.Tensor:
     """Importance-sampled log p(x) per example, with proposal q = N(mean, exp(logvar)).
 
     ``log_likelihood(x_rep, z)`` returns log p(x|z) for rows of repeated
-    examples and their samples. The prior is N(0, I). The samples and weights
+    examples and their samples; ``log_prior(z)`` returns log p(z) (a model's
+    own prior: :meth:`LatentModel.log_prior`; N(0, I) by default). The samples and weights
     are computed in float64 on the CPU (the same draws on every device; MPS has
     no float64); only the decoding runs where ``x`` is. At most ``chunk``
     (example, sample) rows are decoded at once: with k = 1000 and the conv
@@ -52,20 +53,19 @@ def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tenso
         eps = torch.randn((b, k, d), generator=generator, dtype=torch.float64)
         z = mu.unsqueeze(1) + (0.5 * lv).exp().unsqueeze(1) * eps
         log_q = log_normal_diag(z, mu.unsqueeze(1), lv.unsqueeze(1))
-        log_prior = log_normal_diag(z, torch.zeros_like(z), torch.zeros_like(z))
         x_rep = xb.unsqueeze(1).expand(b, k, *xb.shape[1:]).reshape(b * k, *xb.shape[1:])
         log_lik = log_likelihood(x_rep, z.reshape(b * k, d)).cpu().double().view(b, k)
-        log_w = log_lik + log_prior - log_q
+        log_w = log_lik + log_prior(z).cpu().double() - log_q
         results.append(torch.logsumexp(log_w, dim=1) - math.log(k))
     return torch.cat(results)
 
 
-def bernoulli_log_likelihood(model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """log p(x|z) of a model's Bernoulli decoder: minus the BCE of its logits (decoded in small batches)."""
+def model_log_likelihood(model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """log p(x|z) under a model's own likelihood (decoded in small batches on the model's device)."""
 
     def log_likelihood(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         z = z.float().to(x.device)
-        return torch.cat([-bce_per_example(model.decode(z[i:i + INFERENCE_BATCH]), x[i:i + INFERENCE_BATCH])
+        return torch.cat([model.likelihood.log_prob(model.decode(z[i:i + INFERENCE_BATCH]), x[i:i + INFERENCE_BATCH])
                           for i in range(0, len(z), INFERENCE_BATCH)])
 
     return log_likelihood
@@ -108,17 +108,31 @@ def likelihood_measures(model, images: torch.Tensor, seed: int, k: int = 1000,
     neg_elbo, nll = [], []
     noise = torch_generator(seed, "elbo-noise", device=model.device)
     iwae_noise = torch_generator(seed, "iwae-noise")
-    log_lik = bernoulli_log_likelihood(model)
+    log_lik = model_log_likelihood(model)
     for start in range(0, len(binary), INFERENCE_BATCH):
         x = binary[start:start + INFERENCE_BATCH]
         mean, logvar = model.encode(x)
-        z = reparameterize(mean, logvar, noise)
-        kl = kl_per_dimension(mean, logvar).sum(1)
-        neg_elbo.append((bce_per_example(model.decode(z), x) + kl).cpu())
-        nll.append(-iwae_log_likelihood(x, mean, logvar, log_lik, k, iwae_noise))
+        z = model.posterior.sample(mean, logvar, noise)
+        kl = model.kl(mean, logvar, z)
+        neg_elbo.append((-model.likelihood.log_prob(model.decode(z), x) + kl).cpu())
+        nll.append(-iwae_log_likelihood(x, mean, logvar, log_lik, k, iwae_noise, log_prior=model.log_prior))
     return {
         "neg_elbo_binarized": float(torch.cat(neg_elbo).mean()),
         "nll_iwae_binarized": float(torch.cat(nll).mean()),
         "iwae_k": float(k),
         "iwae_examples": float(len(binary)),
     }
+
+
+@torch.no_grad()
+def kl_monte_carlo(model, images: torch.Tensor, seed: int) -> dict[str, float]:
+    """Mean KL(q(z|x) || p(z)) over ``images`` (nats), one seeded draw per image: for priors without a
+    closed-form KL, whose KL does not split into per-dimension terms."""
+    images = images.to(model.device)
+    noise = torch_generator(seed, "kl-noise", device=model.device)
+    total = 0.0
+    for start in range(0, len(images), INFERENCE_BATCH):
+        mean, logvar = model.encode(images[start:start + INFERENCE_BATCH])
+        z = model.posterior.sample(mean, logvar, noise)
+        total += float(model.kl(mean, logvar, z).sum())
+    return {"kl_total": total / len(images)}

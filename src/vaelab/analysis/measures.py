@@ -97,10 +97,17 @@ def clustering(codes: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str
     }
     result = {}
     for method, clusters in assignments.items():
-        result[f"{method}_nmi"] = float(skm.normalized_mutual_info_score(labels, clusters))
-        result[f"{method}_ari"] = float(skm.adjusted_rand_score(labels, clusters))
-        result[f"{method}_accuracy"] = clustering_accuracy(labels, clusters)
+        result.update(cluster_scores(labels, clusters, method))
     return result
+
+
+def cluster_scores(labels: np.ndarray, clusters: np.ndarray, prefix: str) -> dict[str, float]:
+    """NMI, ARI and Hungarian accuracy of cluster assignments against the classes, as ``<prefix>_nmi`` etc."""
+    return {
+        f"{prefix}_nmi": float(skm.normalized_mutual_info_score(labels, clusters)),
+        f"{prefix}_ari": float(skm.adjusted_rand_score(labels, clusters)),
+        f"{prefix}_accuracy": clustering_accuracy(labels, clusters),
+    }
 
 
 # --- map faithfulness -------------------------------------------------------------------------
@@ -194,6 +201,9 @@ MEASURE_INFO: dict[str, tuple[str, int]] = {
     "gmm_nmi": ("GMM NMI with the classes", +1),
     "gmm_ari": ("GMM ARI with the classes", +1),
     "gmm_accuracy": ("GMM accuracy (Hungarian matching)", +1),
+    "own_nmi": ("the model's own clusters: NMI with the classes", +1),
+    "own_ari": ("the model's own clusters: ARI with the classes", +1),
+    "own_accuracy": ("the model's own clusters: Hungarian accuracy", +1),
     "tsne_trustworthiness": ("trustworthiness of the t-SNE map (10 neighbours)", +1),
     "recon_bce": ("reconstruction BCE, nats per image", -1),
     "recon_mse": ("reconstruction MSE per pixel", -1),

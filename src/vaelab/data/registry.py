@@ -34,6 +34,7 @@ class Dataset:
     test_labels: np.ndarray
     source: str  # where the files were found, for the record
     label_values: list[int] | None = None  # the original labels, where they were remapped to 0..K-1
+    protocol: str = "holdout"  # or "transductive": the train and test splits are both every image
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -68,6 +69,7 @@ class Dataset:
             "n_test": int(len(self.test_labels)),
             "image_shape": list(self.image_shape),
             "n_classes": len(self.class_names),
+            "protocol": self.protocol,
         }
 
 
@@ -189,13 +191,32 @@ def locate_full(name: str, data_dir: str | None) -> Path | None:
 
 
 def load_dataset(name: str = EMBEDDED, *, data_dir: str | None = None, holdout: float = 0.2,
-                 seed: int = 0, download: bool = True) -> Dataset:
+                 seed: int = 0, download: bool = True, protocol: str = "holdout") -> Dataset:
     """Load a data set by name.
 
     ``name`` is ``mnist-5k``, ``mnist``, ``fashion-mnist`` or ``idx:PATH``. Full
     data sets are looked for in ``data_dir`` (or ``$VAELAB_DATA_DIR``), the user
-    cache and Debian's folders, then downloaded into the cache.
+    cache and Debian's folders, then downloaded into the cache. ``protocol``
+    ``transductive`` makes every image both the training and the test split
+    (:func:`transductive`).
     """
+    data = _load(name, data_dir, holdout, seed, download)
+    return transductive(data) if protocol == "transductive" else data
+
+
+def transductive(data: Dataset) -> Dataset:
+    """Every image of ``data`` (train then test) as both splits: the clustering literature's protocol.
+
+    Clustering papers train and score on the same images (e.g. "MNIST-test": the 10,000
+    test digits); the numbers are then not held-out generalisation, and vaelab's reports
+    say which protocol a number comes from.
+    """
+    images = np.concatenate([data.train_images, data.test_images])
+    labels = np.concatenate([data.train_labels, data.test_labels])
+    return Dataset(data.name, images, labels, images, labels, data.source, data.label_values, "transductive")
+
+
+def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: bool) -> Dataset:
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise DataError(f"--data-dir {data_dir} is not a folder: give the folder that holds the IDX files "
                         "(or leave --data-dir out)")

@@ -2,10 +2,14 @@
 
 from vaelab.models.decoders import ConvDecoder, MLPDecoder
 from vaelab.models.encoders import ConvEncoder, MLPEncoder
-from vaelab.models.objectives import AutoencoderObjective, BetaVAEObjective, make_objective
+from vaelab.models.distributions import (BernoulliLikelihood, GaussianPosterior, MixturePrior, StandardNormalPrior,
+                                         VampPrior, make_prior)
+from vaelab.models.objectives import (AutoencoderObjective, BetaTCVAEObjective, BetaVAEObjective, IWAEObjective,
+                                      make_objective)
 from vaelab.models.registry import LatentModel, build_model
 
 __all__ = [
-    "AutoencoderObjective", "BetaVAEObjective", "ConvDecoder", "ConvEncoder", "LatentModel",
-    "MLPDecoder", "MLPEncoder", "build_model", "make_objective",
+    "AutoencoderObjective", "BernoulliLikelihood", "BetaTCVAEObjective", "BetaVAEObjective", "ConvDecoder",
+    "ConvEncoder", "GaussianPosterior", "IWAEObjective", "LatentModel", "MLPDecoder", "MLPEncoder", "MixturePrior",
+    "StandardNormalPrior", "VampPrior", "build_model", "make_objective", "make_prior",
 ]

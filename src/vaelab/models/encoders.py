@@ -32,6 +32,7 @@ class MLPEncoder(nn.Module):
                  negative_slope: float = 0.3, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         n_pixels = image_shape[0] * image_shape[1] * image_shape[2]
+        self.features = hidden  # the trunk's output width
         self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(n_pixels, hidden), nn.LeakyReLU(negative_slope))
         self.heads = _Heads(hidden, latent, stochastic)
 
@@ -61,11 +62,48 @@ class ConvEncoder(nn.Module):
             *_conv(64, 128, 7, 1, False, s),
             nn.Flatten(),
         )
+        self.features = 128  # the trunk's output width
         self.heads = _Heads(128, latent, stochastic)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images (B, C, 28, 28) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
         return self.heads(self.trunk(x))  # in channels_last where the weights are (see build_model)
+
+
+class MixtureEncoder(nn.Module):
+    """q(y|x) q(z|x,y) on another encoder's trunk: the GMVAE's posterior (Rui Shu's formulation).
+
+    A ``cluster`` head gives the logits of the categorical q(y|x); the Gaussian
+    heads read the trunk's features beside the one-hot y, giving q(z|x,y) for
+    every y at once. ``forward`` returns the moment-matched Gaussian of the
+    mixture sum_y q(y|x) q(z|x,y) (its mean is the code the measures read);
+    :meth:`posterior` gives the parts the objective needs.
+    """
+
+    def __init__(self, base: nn.Module, components: int, latent: int):
+        super().__init__()
+        self.components = components
+        self.features = base.features
+        self.trunk = base.trunk
+        self.cluster = nn.Linear(base.features, components)
+        self.heads = _Heads(base.features + components, latent, stochastic=True)
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(logits of q(y|x) (B, K), means (B, K, d), logvars (B, K, d))`` of q(z|x,y) for every y."""
+        h = self.trunk(x)
+        batch, k = len(h), self.components
+        onehots = torch.eye(k, dtype=h.dtype, device=h.device).expand(batch, k, k)
+        mean, logvar = self.heads(torch.cat([h.unsqueeze(1).expand(batch, k, h.shape[1]), onehots], dim=2))
+        return self.cluster(h), mean, logvar
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixture's mean and log-variance (moment-matched, per dimension)."""
+        logits, means, logvars = self.posterior(x)
+        weights = torch.softmax(logits.float(), dim=1).unsqueeze(2)
+        means, variances = means.float(), logvars.float().exp()
+        mean = (weights * means).sum(1)
+        variance = (weights * (variances + means.pow(2))).sum(1) - mean.pow(2)
+        return mean, variance.clamp_min(1e-12).log()
 
 
 ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder}

@@ -1,4 +1,4 @@
-"""Assemble an encoder, a decoder and an objective into a :class:`LatentModel`."""
+"""Assemble an encoder, a decoder, the probabilistic model and an objective into a :class:`LatentModel`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from torch import nn
 from vaelab.config import ModelConfig
 from vaelab.errors import ConfigError
 from vaelab.models.decoders import DECODERS
+from vaelab.models.distributions import BernoulliLikelihood, GaussianPosterior, make_prior
 from vaelab.models.encoders import ENCODERS
 from vaelab.models.objectives import make_objective
 from vaelab.seeding import seeded_torch
@@ -18,10 +19,13 @@ INFERENCE_BATCH = 128
 
 
 class LatentModel(nn.Module):
-    """An encoder and a decoder trained by an objective.
+    """An encoder and a decoder trained by an objective, with the prior, posterior and likelihood they assume.
 
     ``encode`` returns ``(mean, logvar)`` (``logvar`` is None for the AE);
     ``decode`` returns logits; ``decode_images`` returns pixels in [0, 1].
+    ``log_prior``, ``sample_prior`` and ``kl`` are what every measure asks
+    instead of assuming N(0, I); a learned prior (``self.prior``) is a part of
+    the model like the encoder and decoder.
     """
 
     def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int] = (1, 28, 28)):
@@ -31,11 +35,15 @@ class LatentModel(nn.Module):
         if "conv" in (config.encoder, config.decoder) and self.image_shape[1:] != (28, 28):
             raise ConfigError(f"the conv encoder/decoder are the thesis's 28x28 architectures, but the images are "
                               f"{self.image_shape[1]}x{self.image_shape[2]}: use --encoder mlp --decoder mlp")
-        self.objective = make_objective(config.objective, config.beta)
-        self.encoder = ENCODERS[config.encoder](
+        self.objective = make_objective(config)
+        self.encoder = self.objective.build_encoder(ENCODERS[config.encoder](
             config.latent, config.hidden, self.objective.stochastic, config.negative_slope, self.image_shape
-        )
+        ), config)
         self.decoder = DECODERS[config.decoder](config.latent, config.hidden, config.negative_slope, self.image_shape)
+        self.prior = make_prior(config.prior, config.latent, config.prior_components(), self.image_shape)
+        self.posterior = GaussianPosterior()
+        self.likelihood = BernoulliLikelihood()
+        self.objective.prepare(self)
 
     @property
     def device(self) -> torch.device:
@@ -51,8 +59,40 @@ class LatentModel(nn.Module):
         return self.decoder(z)
 
     def decode_images(self, z: torch.Tensor) -> torch.Tensor:
-        """Pixels in [0, 1] for codes ``z`` (the thesis's sigmoid output)."""
-        return torch.sigmoid(self.decoder(z))
+        """Pixels in [0, 1] for codes ``z``: the likelihood's mean (the thesis's sigmoid output)."""
+        return self.likelihood.mean(self.decoder(z))
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) under the model's prior, summed over dimensions: (..., d) -> (...)."""
+        return self.prior.log_prob(z, self)
+
+    def sample_prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` draws from the prior, on the generator's device."""
+        return self.prior.sample(n, generator, self)
+
+    @property
+    def has_clusters(self) -> bool:
+        """Whether the model assigns images to clusters of its own (a mixture prior, a categorical y)."""
+        return hasattr(self.encoder, "posterior") or hasattr(self.prior, "responsibilities")
+
+    def clusters(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's own cluster of each image: argmax q(y|x) for the GMVAE, argmax p(c|z) at the posterior
+        mean under a mixture prior (VaDE's q(c|x))."""
+        if hasattr(self.encoder, "posterior"):
+            return self.encoder.posterior(x)[0].argmax(1)
+        if hasattr(self.prior, "responsibilities"):
+            return self.prior.responsibilities(self.encoder(x)[0].float()).argmax(-1)
+        raise ValueError(f"a {self.config.objective} model with the {self.config.prior} prior has no clusters")
+
+    def kl(self, mean: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) per example: in closed form where the prior has one, else the one-sample
+        Monte-Carlo estimate log q(z|x) - log p(z) at the draws ``z`` (which it then needs)."""
+        closed = self.prior.kl_per_dimension(mean, logvar)
+        if closed is not None:
+            return closed.sum(-1)
+        if z is None:
+            raise ValueError(f"the {self.prior.name} prior's KL has no closed form: pass the draws z")
+        return self.posterior.log_prob(z, mean, logvar) - self.log_prior(z)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decode the posterior mean (the code, for the AE): deterministic reconstructions."""
@@ -82,6 +122,15 @@ def build_model(config: ModelConfig, seed: int, image_shape: tuple[int, int, int
         kind = config.decoder if name == "decoder" else config.encoder
         with seeded_torch(seed, "init", name, kind, config.latent, config.hidden):
             _reset(part)
+    # Every other part with weights (a learned prior, a cluster head, ...) on a stream of its own, named
+    # after it: no part is ever initialised from the unseeded global RNG, whatever the model.
+    others = [(name, part) for name, part in model.named_children() if name not in ("encoder", "decoder")]
+    others += [(f"encoder-{name}", part) for name, part in model.encoder.named_children()
+               if name not in ("trunk", "heads")]
+    for name, part in others:
+        if any(True for _ in part.parameters()):
+            with seeded_torch(seed, "init", name, type(part).__name__, config.latent, config.prior_components()):
+                _reset(part)
     if "conv" in (config.encoder, config.decoder):
         # oneDNN's faster layout for these convolutions on CPU: a conv-VAE training step
         # is 6% faster with AVX2 and about 20% with AVX-512 (measured, bench/precision.py).

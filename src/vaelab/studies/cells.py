@@ -48,6 +48,7 @@ class Job:
     data_dir: str | None
     seed: int
     settings: dict[str, Any]  # EvalSettings
+    protocol: str = "holdout"  # the study's evaluation protocol (holdout or transductive)
     device: str = "cpu"
     precision: str = "fp32"
     threads: int | None = None  # torch threads for this job (results of conv models depend on it)
@@ -117,17 +118,17 @@ def _setup(job: Job):
 
 
 @functools.lru_cache(maxsize=2)
-def _data(dataset: str, data_dir: str | None, seed: int):
+def _data(dataset: str, data_dir: str | None, seed: int, protocol: str = "holdout"):
     """The data set of a seed, loaded once per process for the cells that share it."""
     from vaelab.data.registry import load_dataset
 
-    return load_dataset(dataset, data_dir=data_dir, seed=seed)
+    return load_dataset(dataset, data_dir=data_dir, seed=seed, protocol=protocol)
 
 
 def _classifier(job: Job, device):
     from vaelab.analysis.classifier import load_or_train_classifier
 
-    data = _data(job.dataset, job.data_dir, job.seed)
+    data = _data(job.dataset, job.data_dir, job.seed, job.protocol)
     folder = classifier_dir(Path(job.root), job.dataset, job.seed)
     return load_or_train_classifier(folder, data, job.seed, job.settings["classifier_epochs"], device)
 
@@ -189,7 +190,7 @@ def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
 
     device, resolved = _setup(job)
     config = RunConfig.model_validate(job.config)
-    data = _data(job.dataset, job.data_dir, job.seed)
+    data = _data(job.dataset, job.data_dir, job.seed, job.protocol)
     run_dir = job.run_dir
     started = time.perf_counter()
     run, reused = train_or_reuse(config, run_dir, data, on_epoch, device, resolved.precision)

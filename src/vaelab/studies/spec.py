@@ -42,7 +42,7 @@ class _Strict(BaseModel):
 class ModelSpec(_Strict):
     """A named model of the study: a preset plus overrides of its model, training and data settings."""
 
-    preset: str = Field(description="ae, vae, conv-vae or convenc-vae")
+    preset: str = Field(description="a model preset (`vaelab train --help` lists them)")
     label: str | None = Field(None, description="the name shown in tables and figures [the model's key]")
     model: dict[str, Any] = Field(default_factory=dict, description="overrides of the model settings (latent, beta...)")
     train: dict[str, Any] = Field(default_factory=dict, description="overrides of the training settings (epochs, lr...)")
@@ -65,8 +65,9 @@ class ModelSpec(_Strict):
     @field_validator("data")
     @classmethod
     def _no_dataset(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if {"name", "data_dir"} & set(value):
-            raise ValueError("data sets come from the study's datasets and data_dir: remove data.name/data.data_dir")
+        if {"name", "data_dir", "protocol"} & set(value):
+            raise ValueError("data sets come from the study's datasets, data_dir and protocol: remove "
+                             "data.name/data.data_dir/data.protocol")
         return value
 
 
@@ -114,6 +115,9 @@ class StudySpec(_Strict):
     description: str = ""
     datasets: list[str] = Field(min_length=1, description="data set names (see `vaelab datasets`) or idx:PATH")
     data_dir: str | None = Field(None, description="folder holding the IDX files of mnist/fashion-mnist")
+    protocol: Literal["holdout", "transductive"] = Field(
+        "holdout", description="holdout: train on the train split, measure the test split; transductive: train "
+                               "and measure on every image (the clustering literature's protocol)")
     seeds: list[int] = Field(min_length=1, description="the seeds, or a count n for seeds 0..n-1")
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     train: dict[str, Any] = Field(default_factory=dict, description="training settings shared by every model")
@@ -203,7 +207,7 @@ class StudySpec(_Strict):
         """The resolved config of one cell: preset, shared training settings, the model's overrides, seed."""
         spec = self.models[model]
         values = {
-            "data": {**spec.data, "name": dataset, "data_dir": self.data_dir},
+            "data": {**spec.data, "name": dataset, "data_dir": self.data_dir, "protocol": self.protocol},
             "model": merge(PRESETS[spec.preset], spec.model),
             "train": {**self.train, **spec.train, "seed": seed, "precision": precision or self.precision},
         }

@@ -158,7 +158,8 @@ def _recorded_hardware(path: Path) -> dict | None:
 
 
 def _jobs(spec: StudySpec, cells: list[Cell], root: Path, resolved: Resolved, threads: int) -> list[Job]:
-    common = dict(root=str(root), data_dir=spec.data_dir, settings=spec.evaluation.model_dump(mode="json"),
+    common = dict(root=str(root), data_dir=spec.data_dir, protocol=spec.protocol,
+                  settings=spec.evaluation.model_dump(mode="json"),
                   device=resolved.device, precision=resolved.precision, threads=threads)
     jobs = []
     if needs_classifier(spec):
@@ -231,7 +232,7 @@ def summary(spec: StudySpec) -> dict[str, Any]:
     values = spec.model_dump(mode="json")
     return {
         "name": spec.name, "title": spec.title, "description": spec.description,
-        "datasets": spec.datasets, "seeds": spec.seeds, "models": models,
+        "datasets": spec.datasets, "protocol": spec.protocol, "seeds": spec.seeds, "models": models,
         "evaluation": values["evaluation"], "measures": spec.measures,
         "comparisons": values["comparisons"], "finding": values["finding"], "reference": values["reference"],
         "panels": spec.panels,

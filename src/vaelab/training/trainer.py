@@ -43,7 +43,8 @@ class TrainedRun:
     def load_data(self) -> Dataset:
         """Load the data set this run was trained on, with its split; refuse data that has changed since."""
         data = self.config.data
-        loaded = load_dataset(data.name, data_dir=data.data_dir, holdout=data.holdout, seed=self.config.train.seed)
+        loaded = load_dataset(data.name, data_dir=data.data_dir, holdout=data.holdout, seed=self.config.train.seed,
+                              protocol=data.protocol)
         check_same_data(self.dataset, loaded, self.run_dir)
         return loaded
 
@@ -128,11 +129,12 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
     _check_can_write(run_dir, config, resume)
     torch_device, resolved = resolve(device, precision or config.train.precision)
     make_deterministic(torch_device)
-    data = dataset or load_dataset(config.data.name, data_dir=config.data.data_dir,
-                                   holdout=config.data.holdout, seed=config.train.seed)
+    data = dataset or load_dataset(config.data.name, data_dir=config.data.data_dir, holdout=config.data.holdout,
+                                   seed=config.train.seed, protocol=config.data.protocol)
     # The data moves to the device once; batches are sliced there.
     train_x, test_x = to_tensor(data.train_images).to(torch_device), to_tensor(data.test_images).to(torch_device)
     model = build_model(config.model, config.train.seed, data.image_shape).to(torch_device)
+    model.objective.dataset_size = len(train_x)  # e.g. the N of β-TCVAE's minibatch-weighted sampling
     optimizer = make_optimizer(model, config)
     with folder_lock(run_dir):  # one writer per run folder; checked again now that we own it
         _check_can_write(run_dir, config, resume)
@@ -147,6 +149,8 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
         with _progress_bar(progress, config.train.epochs * n_batches, start_epoch * n_batches, run_dir.name) as advance:
             for epoch in range(start_epoch, config.train.epochs):
                 started = time.perf_counter()
+                if model.objective.begin_epoch(model, epoch, train_x, config.train.seed):
+                    optimizer = make_optimizer(model, config)  # a new stage (e.g. VaDE after pre-training)
                 train_terms = train_epoch(model, optimizer, train_x, config, epoch, advance, resolved.precision)
                 test_terms = evaluate_loss(model, test_x, config, resolved.precision)
                 if not all(math.isfinite(v) for v in (*train_terms.values(), *test_terms.values())):
@@ -171,7 +175,7 @@ def _divergence_message(run_dir: Path, epoch: int, config: RunConfig) -> str:
     kept = (f"the checkpoint of epoch {epoch} is kept in {run_dir}" if epoch > 0
             else f"no epoch finished, so {run_dir} holds no weights")
     lower = f"--lr below {config.train.lr:g}"
-    if config.model.objective == "vae" and config.model.beta > 1:
+    if config.model.objective in ("vae", "btcvae") and config.model.beta > 1:
         lower += f" or --beta below {config.model.beta:g}"
     return (f"loss became NaN/Inf in epoch {epoch + 1}; {kept}: train again with {lower} (or --precision fp32) "
             f"into another --out, or delete {run_dir} first")
