@@ -134,18 +134,24 @@ def compare(folders: list[str | Path], format: str = "md") -> str:
 
 def run_study(study: str | Path | Any, out: str | Path | None = None, *, executor: str = "local",
               address: str | None = None, cpus_per_cell: int | None = None, gpus_per_cell: float = 0.0,
-              device: str = "auto", progress: bool = False, draw_report: bool = True) -> dict[str, Any]:
+              device: str = "auto", progress: bool = False, draw_report: bool = True,
+              datasets: list[str] | None = None, seeds: int | list[int] | None = None,
+              protocol: str | None = None) -> dict[str, Any]:
     """Run a study (a YAML file, a built-in study's name, or a :class:`~vaelab.studies.spec.StudySpec`).
 
     Writes ``out`` (default ``studies/<name>``): runs, results.json, figures and the
     report; returns ``results.json``. Finished cells are reused, interrupted ones
     resume, failed ones are listed under ``failed`` while the others finish.
     ``executor``: ``local`` or ``ray`` (``address``, ``cpus_per_cell``, ``gpus_per_cell``).
+    ``datasets``, ``seeds`` (a count or a list) and ``protocol`` (``holdout`` or
+    ``transductive``) replace the study file's own.
     """
     from vaelab.studies.spec import StudySpec, load_study
     from vaelab.studies.study import run_study as run
 
     spec = study if isinstance(study, StudySpec) else load_study(study)
+    if datasets or seeds is not None or protocol is not None:
+        spec = spec.with_overrides(datasets=datasets, seeds=seeds, protocol=protocol)
     out = Path(out) if out is not None else Path("studies") / spec.name
     return run(spec, out, executor=executor, address=address, cpus_per_cell=cpus_per_cell,
                gpus_per_cell=gpus_per_cell, device=device, progress=progress, draw_report=draw_report)

@@ -122,6 +122,8 @@ def _config_option(name: str, field) -> inspect.Parameter:
         annotation = str
     elif typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is tuple:
+        annotation = str  # a list on the command line is one comma-separated word; the config parses it
     flag = f"--{name.replace('_', '-')}"
     decls = [f"{flag}/--no-{name.replace('_', '-')}"] if annotation is bool else [flag]
     if name == "dataset":
@@ -164,10 +166,18 @@ def _print_train_summary(run) -> None:
     seconds = sum(row["seconds"] for row in run.history)
     cfg, hw = run.config, run.hardware
     typer.echo(
-        f"trained {cfg.model.encoder}/{cfg.model.decoder} {cfg.model.objective} on {cfg.data.name}: "
+        f"trained {cfg.model.encoder}/{cfg.model.decoder} {cfg.model.objective}{_model_extras(cfg.model)} "
+        f"on {cfg.data.name}: "
         f"{len(run.history)} epochs in {seconds:.1f} s ({hw.get('device', '?')}, {hw.get('precision', '?')}), "
         f"test loss {last.get('test_loss', float('nan')):.2f} ({terms}) -> {run.run_dir}"
     )
+
+
+def _model_extras(model) -> str:
+    """What sets a model apart beyond its objective: a learned prior, labels (the CVAE)."""
+    extras = [f"{model.prior} prior"] if model.prior != "normal" else []
+    extras += ["conditional"] if model.conditional else []
+    return f" ({', '.join(extras)})" if extras else ""
 
 
 @app.command()
@@ -227,6 +237,11 @@ app.add_typer(study_app, name="study")
 def study_run(
     study: str = typer.Argument(..., help="a study YAML file, or a built-in study (see `vaelab study list`)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="study folder [studies/<name>]; finished cells are reused"),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", "-d", help="run on this data set instead of the "
+                                                "study's (repeat for several)"),
+    seeds: Optional[int] = typer.Option(None, "--seeds", help="seeds 0..N-1 instead of the study's"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="holdout or transductive (train and measure on "
+                                           "every image) instead of the study's"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
     device: str = DEVICE_OPTION,
     executor: str = EXECUTOR_OPTION,
@@ -241,7 +256,8 @@ def study_run(
     spec = load_study(study)
     out = out if out is not None else Path("studies") / spec.name
     results = api.run_study(spec, out, executor=executor, address=address, cpus_per_cell=cpus_per_cell,
-                            gpus_per_cell=gpus_per_cell, device=device, progress=not quiet)
+                            gpus_per_cell=gpus_per_cell, device=device, progress=not quiet,
+                            datasets=dataset or None, seeds=seeds, protocol=protocol)
     _print_study_results(results, out)
 
 
@@ -269,7 +285,7 @@ def study_show(
         cell = next(c for c in cells if c.model == key)
         cfg = cell.config
         objective = cfg.model.objective + (f" β={cfg.model.beta:g}" if cfg.model.objective in ("vae", "btcvae") else "")
-        objective += f", {cfg.model.prior} prior" if cfg.model.prior != "normal" else ""
+        objective += _model_extras(cfg.model)
         table.add_row(key, spec.label(key), spec.models[key].preset, f"{cfg.model.encoder}/{cfg.model.decoder}",
                       objective, str(cfg.model.latent), str(cfg.train.epochs), str(cfg.train.batch_size),
                       f"{cfg.train.lr:g}", cell.identity)
@@ -343,7 +359,8 @@ def _print_study_results(results: dict, out: Path) -> None:
 
 
 STUDY_COLUMNS = {"silhouette": "silhouette", "knn5_accuracy": "5-NN acc", "linear_probe_accuracy": "probe acc",
-                 "recon_bce": "recon BCE", "prior_fd": "prior FD", "nll_iwae_binarized": "IWAE NLL"}
+                 "own_accuracy": "own clusters acc", "recon_bce": "recon BCE", "prior_fd": "prior FD",
+                 "nll_iwae_binarized": "IWAE NLL"}
 
 
 def _print_study_table(results: dict, dataset: str, part: dict) -> None:

@@ -63,6 +63,9 @@ class ModelConfig(_Strict):
                         description="weight of the KL term (vae: beta-VAE, 1 is the VAE) or of the total "
                                     "correlation (btcvae)")
     hidden: int = Field(512, gt=0, le=16384, description="hidden width of the MLP parts")
+    hidden_layers: tuple[int, ...] | None = Field(
+        None, min_length=1, max_length=16, description="widths of several hidden layers of the MLP parts, "
+        "encoder order (e.g. 500,500,2000 as in VaDE; the decoder mirrors them); overrides hidden")
     latent: int = Field(16, gt=0, le=4096, description="latent dimensions")
     negative_slope: float = Field(0.3, ge=0.0, lt=1.0, description="LeakyReLU slope (Keras default)")
     prior: Literal["normal", "mog", "vamp"] = Field(
@@ -72,6 +75,8 @@ class ModelConfig(_Strict):
         None, gt=0, le=100000, description=f"K of the mog/vamp prior (default mog {DEFAULT_COMPONENTS['mog']}, "
                                            f"vamp {DEFAULT_COMPONENTS['vamp']})")
     samples: int = Field(5, gt=0, le=5000, description="importance samples per image of the iwae objective")
+    conditional: bool = Field(False, description="condition the encoder and decoder on the class label (CVAE, "
+                                                 "with the vae objective)")
     pretrain_epochs: int = Field(0, ge=0, le=100000,
                                  description="vade: first epochs trained as an AE, then the GMM initialisation")
     balance: float = Field(1.0, ge=0.0, allow_inf_nan=False,
@@ -91,6 +96,8 @@ class ModelConfig(_Strict):
             raise ValueError(f"the {self.objective} objective needs the mixture prior: prior mog")
         if self.objective != "vade" and self.pretrain_epochs != 0:
             raise ValueError("pretrain_epochs applies to the vade objective only")
+        if self.conditional and self.objective != "vae":
+            raise ValueError("conditional applies to the vae objective (the CVAE) only")
         if self.objective != "gmvae" and self.balance != 1.0:
             raise ValueError("balance applies to the gmvae objective only")
         if self.prior == "normal" and self.components is not None:
@@ -98,6 +105,27 @@ class ModelConfig(_Strict):
         if self.objective != "iwae" and self.samples != 5:
             raise ValueError("samples applies to the iwae objective only")
         return self
+
+    @field_validator("hidden_layers", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the command line gives "500,500,2000"
+            try:
+                return tuple(int(part) for part in value.split(",") if part.strip())
+            except ValueError:
+                raise ValueError("give the widths as integers separated by commas, e.g. 500,500,2000") from None
+        return value
+
+    @field_validator("hidden_layers")
+    @classmethod
+    def _positive_widths(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None and not all(0 < width <= 16384 for width in value):
+            raise ValueError("every width must be between 1 and 16384")
+        return value
+
+    def mlp_widths(self) -> tuple[int, ...]:
+        """The hidden widths of the MLP encoder (the decoder uses them reversed): ``hidden_layers`` or ``(hidden,)``."""
+        return tuple(self.hidden_layers) if self.hidden_layers else (self.hidden,)
 
     def prior_components(self) -> int:
         """K of the mog/vamp prior, its default where not given (0 for the normal prior)."""
@@ -177,9 +205,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "btcvae": {**_MLP, "objective": "btcvae", "prior": "normal", "beta": 6.0},  # Chen et al. 2018
     "vade": {**_MLP, "objective": "vade", "prior": "mog", "pretrain_epochs": 5},  # Jiang et al. 2017
     "gmvae": {**_MLP, "objective": "gmvae", "prior": "mog"},  # Dilokthanakul et al. 2016, Shu's formulation
+    "cvae": {**_MLP, "objective": "vae", "prior": "normal", "conditional": True},  # Sohn et al. 2015
 }
+for _settings in PRESETS.values():
+    _settings.setdefault("conditional", False)
 # The settings that say which model a run is (the others, such as beta, are its tuning).
-PRESET_KEYS = ("encoder", "decoder", "objective", "prior")
+PRESET_KEYS = ("encoder", "decoder", "objective", "prior", "conditional")
 
 
 class EvalSettings(_Strict):
@@ -214,6 +245,8 @@ def format_validation_error(error: ValidationError) -> str:
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         return f"unknown config key {key!r}: remove it or check its spelling"
+    if first["type"] == "value_error" and key in ("config", *SECTIONS):  # a rule across settings
+        return f"invalid config: {message.removeprefix('Value error, ')}"
     given = first.get("input")
     shown = "" if isinstance(given, (dict, list)) or given is None else f" (got {given!r})"
     return f"invalid config value for {key!r}: {message}{shown}"

@@ -411,3 +411,52 @@ def test_gmvae_code_is_the_moment_matched_mixture_and_clusters_are_argmax_q_y():
         second_moment = (weights * (logvars.exp() + means ** 2)).sum(1)
         torch.testing.assert_close(logvar.exp(), second_moment - mean ** 2)
         assert torch.equal(model.clusters(x), logits.argmax(1))
+
+
+# --- CVAE -----------------------------------------------------------------------------------------
+
+
+def test_a_conditional_model_reads_the_labels_and_needs_them():
+    model = build_model(ModelConfig(conditional=True, **SMALL), 0, n_classes=4)
+    x, labels = torch.rand(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 0, 1])
+    with torch.no_grad():
+        mean, logvar = model.encode(x, labels)
+        assert mean.shape == (6, 3) and logvar.shape == (6, 3)
+        other = model.encode(x, (labels + 1) % 4)[0]
+        assert not torch.allclose(mean, other)  # q(z|x,y) depends on y
+        z = torch.zeros(2, 3)
+        assert not torch.allclose(model.decode(z, torch.tensor([0, 0])), model.decode(z, torch.tensor([1, 1])))
+        terms = model.objective(model, x, x, torch_generator(0, "noise"), labels=labels)
+    torch.testing.assert_close(terms["loss"], terms["recon"] + terms["kl"])
+    with pytest.raises(ValueError, match="pass labels"):
+        model.encode(x)
+
+
+def test_a_conditional_models_iwae_uses_each_images_label():
+    from vaelab.analysis.likelihood import _iwae_of_batch
+
+    model = build_model(ModelConfig(conditional=True, **SMALL), 0, n_classes=3)
+    x = torch.bernoulli(torch.rand(3, 1, 28, 28), generator=torch_generator(0, "x"))
+    labels = torch.tensor([2, 0, 1])
+    k = 4096  # one image per chunk, so that a per-image call draws the same numbers
+    with torch.no_grad():
+        mean, logvar = model.encode(x, labels)
+        batch = _iwae_of_batch(model, x, labels, mean, logvar, k, torch_generator(0, "iwae"))
+        generator = torch_generator(0, "iwae")
+        one_by_one = torch.cat([iwae_log_likelihood(
+            x[i:i + 1], mean[i:i + 1], logvar[i:i + 1], model_log_likelihood(model, labels[i].repeat(k)), k,
+            generator, log_prior=model.log_prior) for i in range(3)])
+    torch.testing.assert_close(batch, one_by_one)
+
+
+# --- architecture ---------------------------------------------------------------------------------
+
+
+def test_several_hidden_layers_mirror_in_the_decoder_and_one_equals_hidden():
+    deep = build_model(ModelConfig(hidden_layers=(40, 30, 20), latent=5), 0)
+    widths = [m.out_features for m in deep.encoder.trunk if isinstance(m, torch.nn.Linear)]
+    assert widths == [40, 30, 20]
+    assert [m.out_features for m in deep.decoder.net if isinstance(m, torch.nn.Linear)] == [20, 30, 40, 784]
+    one = build_model(ModelConfig(hidden_layers=(64,), latent=5), 3).state_dict()
+    plain = build_model(ModelConfig(hidden=64, latent=5), 3).state_dict()
+    assert one.keys() == plain.keys() and all(torch.equal(one[k], plain[k]) for k in one)

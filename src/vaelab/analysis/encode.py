@@ -45,13 +45,18 @@ class Codes:
 
 
 @torch.no_grad()
-def encode_images(model, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
-    """Posterior means and log-variances of ``images`` (float (N, 1, H, W)), in batches, on the model's device."""
+def encode_images(model, images: torch.Tensor, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Posterior means and log-variances of ``images`` (float (N, 1, H, W)), in batches, on the model's device.
+
+    ``labels`` (N,): the images' classes, which a conditional model (the CVAE) needs.
+    """
     model.eval()
     images = images.to(model.device)
+    labels = torch.as_tensor(labels) if labels is not None else None
     means, logvars = [], []
     for start in range(0, len(images), INFERENCE_BATCH):
-        mean, logvar = model.encode(images[start:start + INFERENCE_BATCH])
+        batch_labels = labels[start:start + INFERENCE_BATCH] if labels is not None else None
+        mean, logvar = model.encode(images[start:start + INFERENCE_BATCH], batch_labels)
         means.append(mean.float().cpu())
         if logvar is not None:
             logvars.append(logvar.float().cpu())
@@ -63,5 +68,6 @@ def encode_split(model, images_uint8: np.ndarray, labels: np.ndarray) -> Codes:
     """Codes of a uint8 image split."""
     from vaelab.data.registry import to_tensor
 
-    mean, logvar = encode_images(model, to_tensor(images_uint8))
-    return Codes(mean, logvar, np.asarray(labels, dtype=np.int64))
+    labels = np.asarray(labels, dtype=np.int64)
+    mean, logvar = encode_images(model, to_tensor(images_uint8), labels)
+    return Codes(mean, logvar, labels)

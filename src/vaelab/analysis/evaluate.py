@@ -121,18 +121,20 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
     images = to_tensor(data.test_images)
     stochastic = test.logvar is not None
     if "health" in groups:
-        health = timed("reconstruction", lambda: likelihood.reconstruction_errors(model, images, test.mean))
+        health = timed("reconstruction", lambda: likelihood.reconstruction_errors(model, images, test.mean,
+                                                                                 labels=labels))
         if stochastic and model.prior.name == "normal":
             health.update(timed("kl", lambda: measures.kl_per_dimension(test.mean, test.logvar)))
         elif stochastic:  # a learned prior's KL does not split by dimension: its total, by Monte Carlo
-            health.update(timed("kl", lambda: likelihood.kl_monte_carlo(model, images, seed)))
+            health.update(timed("kl", lambda: likelihood.kl_monte_carlo(model, images, seed, labels)))
         health.update(measures.active_units(test.mean))
         results.update(health)
     if "likelihood" in groups and stochastic:
         results.update(timed("likelihood", lambda: likelihood.likelihood_measures(
-            model, images, seed, k=settings.iwae_k, max_examples=settings.iwae_examples)))
+            model, images, seed, k=settings.iwae_k, max_examples=settings.iwae_examples, labels=labels)))
     if "generation" in groups:
-        results.update(timed("generation", lambda: _generation(model, reference, settings, seed)))
+        results.update(timed("generation", lambda: _generation(model, reference, settings, seed,
+                                                               len(np.unique(labels)))))
     if "perturbation" in groups:
         results.update(timed("perturbation", lambda: _perturbation(model, reference, test, settings, seed)))
     return evaluation
@@ -150,9 +152,9 @@ def own_clusters(model, images_uint8: np.ndarray) -> np.ndarray:
                           for i in range(0, len(images), INFERENCE_BATCH)]).numpy()
 
 
-def _generation(model, reference: Reference, settings: EvalSettings, seed: int) -> dict[str, float]:
+def _generation(model, reference: Reference, settings: EvalSettings, seed: int, n_classes: int) -> dict[str, float]:
     z = generate.prior_draws(model, settings.generation_samples, seed)
-    samples = generate.decode(model, z)
+    samples = generate.decode(model, z, generate.cycled_labels(len(z), n_classes))  # labels: read by a CVAE only
     features, probabilities = reference.classifier.features_and_probabilities(to_tensor_float(samples))
     return {"prior_fd": measures.frechet_distance(features, reference.test_features),
             **{f"prior_{k}": v for k, v in measures.label_entropy(probabilities).items()}}
@@ -164,7 +166,7 @@ def _perturbation(model, reference: Reference, test: Codes, settings: EvalSettin
     # and classifying (the costly part) may run on a seeded subsample.
     keep = subsample(len(test.labels), settings.perturbation_examples, seed, "perturbation")
     for sigma in settings.sigmas:
-        images = generate.decode(model, generate.perturb(test.mean, sigma, seed)[keep])
+        images = generate.decode(model, generate.perturb(test.mean, sigma, seed)[keep], test.labels[keep])
         _, probabilities = reference.classifier.features_and_probabilities(to_tensor_float(images))
         result[f"perturb_accuracy_s{sigma:g}"] = float((probabilities.argmax(1) == test.labels[keep]).mean())
     return result

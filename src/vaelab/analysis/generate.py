@@ -25,12 +25,22 @@ def class_centroids(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def decode(model, z: torch.Tensor | np.ndarray, batch: int = INFERENCE_BATCH) -> np.ndarray:
-    """Decoded images (N, H, W) in [0, 1] for codes ``z`` (decoded on the model's device)."""
+def decode(model, z: torch.Tensor | np.ndarray, labels=None, batch: int = INFERENCE_BATCH) -> np.ndarray:
+    """Decoded images (N, H, W) in [0, 1] for codes ``z`` (decoded on the model's device).
+
+    ``labels`` (N,): the classes a conditional model (the CVAE) decodes with; others ignore them.
+    """
     z = torch.as_tensor(np.asarray(z, dtype=np.float32)).to(model.device)
+    labels = torch.as_tensor(np.asarray(labels, dtype=np.int64)) if labels is not None else None
     model.eval()
-    out = [model.decode_images(z[start:start + batch]).cpu() for start in range(0, len(z), batch)]
+    out = [model.decode_images(z[start:start + batch], labels[start:start + batch] if labels is not None else None)
+           .cpu() for start in range(0, len(z), batch)]
     return torch.cat(out)[:, 0].numpy()
+
+
+def cycled_labels(n: int, n_classes: int) -> np.ndarray:
+    """0, 1, ..., K-1, 0, 1, ...: the classes a conditional model generates prior draws for, evenly."""
+    return np.arange(n) % n_classes
 
 
 def perturb(codes: np.ndarray, sigma: float, seed: int) -> np.ndarray:
@@ -47,6 +57,23 @@ def perturb(codes: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 N_SHOWN = 10  # test images shown per row in the figures
 N_PRIOR = 12  # prior draws shown per model
+N_PER_CLUSTER = 8  # draws shown per cluster or class
+
+
+@torch.no_grad()
+def per_cluster_draws(model, seed: int, n: int = N_PER_CLUSTER) -> np.ndarray | None:
+    """Generation per cluster or class, (K, n, H, W): draws from each component of a mixture prior
+    (GMVAE, VaDE), or the same prior draws decoded with each label (the CVAE); None for other models."""
+    if model.conditional:
+        z = prior_draws(model, n, seed)
+        return np.stack([decode(model, z, np.full(n, c)) for c in range(model.n_classes)])
+    prior = model.prior
+    if not hasattr(prior, "responsibilities"):
+        return None
+    eps = torch.randn((prior.components, n, model.config.latent), generator=torch_generator(seed, "per-cluster"))
+    means, logvars = prior.means.detach().float().cpu(), prior.logvars.detach().float().cpu()
+    z = means.unsqueeze(1) + torch.exp(0.5 * logvars).unsqueeze(1) * eps
+    return np.stack([decode(model, z[c]) for c in range(prior.components)])
 
 
 def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.ndarray, seed: int,
@@ -57,18 +84,21 @@ def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.n
     ``centroids``: decoded class centroids (class order); ``prior``: the shared prior
     draws (the same for every model with this latent size and seed); ``perturbed``:
     (len(sigmas), N_SHOWN, H, W) decoded codes plus noise; ``silhouettes``: each test
-    code's silhouette (sklearn), for the per-class plots; ``class_names`` in label order.
+    code's silhouette (sklearn), for the per-class plots; ``class_names`` in label order;
+    ``per_cluster`` (models with clusters or labels only): :func:`per_cluster_draws`.
     """
     from sklearn.metrics import silhouette_samples
 
-    shown = codes[:N_SHOWN]
+    shown, shown_labels = codes[:N_SHOWN], labels[:N_SHOWN]
     return {
         "originals": test_images[:N_SHOWN].astype(np.float32) / 255.0,
-        "reconstructions": decode(model, shown),
-        "centroids": decode(model, class_centroids(codes, labels)),
-        "prior": decode(model, prior_draws(model, N_PRIOR, seed)),
+        "reconstructions": decode(model, shown, shown_labels),
+        "centroids": decode(model, class_centroids(codes, labels), np.unique(labels)),
+        "prior": decode(model, prior_draws(model, N_PRIOR, seed), cycled_labels(N_PRIOR, len(class_names))),
         "sigmas": np.asarray(sigmas, dtype=np.float64),
-        "perturbed": np.stack([decode(model, perturb(codes, sigma, seed)[:N_SHOWN]) for sigma in sigmas]),
+        "perturbed": np.stack([decode(model, perturb(codes, sigma, seed)[:N_SHOWN], shown_labels)
+                               for sigma in sigmas]),
         "silhouettes": silhouette_samples(codes.astype(np.float64), labels),
         "class_names": np.asarray(class_names, dtype=str),
+        **({"per_cluster": clusters} if (clusters := per_cluster_draws(model, seed)) is not None else {}),
     }

@@ -60,31 +60,40 @@ def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tenso
     return torch.cat(results)
 
 
-def model_log_likelihood(model) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """log p(x|z) under a model's own likelihood (decoded in small batches on the model's device)."""
+def model_log_likelihood(model, labels: torch.Tensor | None = None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """log p(x|z) under a model's own likelihood (decoded in small batches on the model's device).
+
+    ``labels``: one per row of the ``x`` that the returned function will be called with
+    (log p(x|z,y) of a conditional model); None for the others.
+    """
 
     def log_likelihood(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         z = z.float().to(x.device)
-        return torch.cat([model.likelihood.log_prob(model.decode(z[i:i + INFERENCE_BATCH]), x[i:i + INFERENCE_BATCH])
-                          for i in range(0, len(z), INFERENCE_BATCH)])
+        return torch.cat([model.likelihood.log_prob(
+            model.decode(z[i:i + INFERENCE_BATCH], labels[i:i + INFERENCE_BATCH] if labels is not None else None),
+            x[i:i + INFERENCE_BATCH]) for i in range(0, len(z), INFERENCE_BATCH)])
 
     return log_likelihood
 
 
 @torch.no_grad()
-def reconstruction_errors(model, images: torch.Tensor, means=None, batch: int = INFERENCE_BATCH) -> dict[str, float]:
+def reconstruction_errors(model, images: torch.Tensor, means=None, batch: int = INFERENCE_BATCH,
+                          labels=None) -> dict[str, float]:
     """BCE (nats, summed over pixels) and MSE (per pixel) of the posterior-mean reconstructions.
 
-    ``means``: the images' posterior means if already encoded (saves the encoder pass).
+    ``means``: the images' posterior means if already encoded (saves the encoder pass);
+    ``labels``: their classes, for a conditional model.
     """
     images = images.to(model.device)
     if means is not None:
         means = torch.as_tensor(means, dtype=torch.float32).to(model.device)
+    labels = torch.as_tensor(labels) if labels is not None else None
     bce, mse = 0.0, 0.0
     for start in range(0, len(images), batch):
         x = images[start:start + batch]
-        code = model.encode(x)[0] if means is None else means[start:start + batch]
-        logits = model.decode(code)
+        y = labels[start:start + batch] if labels is not None else None
+        code = model.encode(x, y)[0] if means is None else means[start:start + batch]
+        logits = model.decode(code, y)
         bce += float(bce_per_example(logits, x).sum())
         mse += float((torch.sigmoid(logits) - x).pow(2).flatten(1).mean(1).sum())
     return {"recon_bce": bce / len(images), "recon_mse": mse / len(images)}
@@ -92,30 +101,33 @@ def reconstruction_errors(model, images: torch.Tensor, means=None, batch: int = 
 
 @torch.no_grad()
 def likelihood_measures(model, images: torch.Tensor, seed: int, k: int = 1000,
-                        max_examples: int | None = None) -> dict[str, float]:
+                        max_examples: int | None = None, labels=None) -> dict[str, float]:
     """Negative ELBO and IWAE negative log-likelihood (nats) on dynamically binarised images.
 
     Binarisation and sampling are seeded, so the numbers are reproducible.
     ``max_examples`` evaluates a seeded subsample (IWAE costs k decoder passes
-    per example). Only for models with a stochastic encoder.
+    per example). Only for models with a stochastic encoder. For a conditional
+    model (``labels`` given) they bound log p(x|y), not log p(x).
     """
     images = images.cpu()
+    labels = torch.as_tensor(labels) if labels is not None else None
     if max_examples is not None and max_examples < len(images):
         keep = torch.randperm(len(images), generator=torch_generator(seed, "iwae-subsample"))[:max_examples]
         images = images[keep.sort().values]
+        labels = labels[keep.sort().values] if labels is not None else None
     # Binarised on the CPU (the same images on every device), then moved once.
     binary = torch.bernoulli(images.cpu(), generator=torch_generator(seed, "binarize-test")).to(model.device)
     neg_elbo, nll = [], []
     noise = torch_generator(seed, "elbo-noise", device=model.device)
     iwae_noise = torch_generator(seed, "iwae-noise")
-    log_lik = model_log_likelihood(model)
     for start in range(0, len(binary), INFERENCE_BATCH):
         x = binary[start:start + INFERENCE_BATCH]
-        mean, logvar = model.encode(x)
+        y = labels[start:start + INFERENCE_BATCH] if labels is not None else None
+        mean, logvar = model.encode(x, y)
         z = model.posterior.sample(mean, logvar, noise)
         kl = model.kl(mean, logvar, z)
-        neg_elbo.append((-model.likelihood.log_prob(model.decode(z), x) + kl).cpu())
-        nll.append(-iwae_log_likelihood(x, mean, logvar, log_lik, k, iwae_noise, log_prior=model.log_prior))
+        neg_elbo.append((-model.likelihood.log_prob(model.decode(z, y), x) + kl).cpu())
+        nll.append(-_iwae_of_batch(model, x, y, mean, logvar, k, iwae_noise))
     return {
         "neg_elbo_binarized": float(torch.cat(neg_elbo).mean()),
         "nll_iwae_binarized": float(torch.cat(nll).mean()),
@@ -124,15 +136,30 @@ def likelihood_measures(model, images: torch.Tensor, seed: int, k: int = 1000,
     }
 
 
+def _iwae_of_batch(model, x, labels, mean, logvar, k: int, generator: torch.Generator) -> torch.Tensor:
+    """:func:`iwae_log_likelihood` for one batch, with the model's own likelihood and prior; a conditional
+    model's rows of the same image share its label, decoded in the order :func:`iwae_log_likelihood` uses."""
+    if labels is None:
+        return iwae_log_likelihood(x, mean, logvar, model_log_likelihood(model), k, generator,
+                                   log_prior=model.log_prior)
+    per_example = max(1, 4096 // k)  # iwae_log_likelihood's chunks: one call per chunk gets its labels
+    return torch.cat([iwae_log_likelihood(
+        x[i:i + per_example], mean[i:i + per_example], logvar[i:i + per_example],
+        model_log_likelihood(model, labels[i:i + per_example].repeat_interleave(k)), k, generator,
+        log_prior=model.log_prior) for i in range(0, len(x), per_example)])
+
+
 @torch.no_grad()
-def kl_monte_carlo(model, images: torch.Tensor, seed: int) -> dict[str, float]:
+def kl_monte_carlo(model, images: torch.Tensor, seed: int, labels=None) -> dict[str, float]:
     """Mean KL(q(z|x) || p(z)) over ``images`` (nats), one seeded draw per image: for priors without a
     closed-form KL, whose KL does not split into per-dimension terms."""
     images = images.to(model.device)
+    labels = torch.as_tensor(labels) if labels is not None else None
     noise = torch_generator(seed, "kl-noise", device=model.device)
     total = 0.0
     for start in range(0, len(images), INFERENCE_BATCH):
-        mean, logvar = model.encode(images[start:start + INFERENCE_BATCH])
+        y = labels[start:start + INFERENCE_BATCH] if labels is not None else None
+        mean, logvar = model.encode(images[start:start + INFERENCE_BATCH], y)
         z = model.posterior.sample(mean, logvar, noise)
         total += float(model.kl(mean, logvar, z).sum())
     return {"kl_total": total / len(images)}

@@ -12,16 +12,22 @@ from torch import nn
 
 
 class MLPDecoder(nn.Module):
-    """Dense(hidden, LeakyReLU) -> Dense(784) -> 28x28x1 logits."""
+    """Dense(hidden, LeakyReLU) -> Dense(784) -> 28x28x1 logits.
 
-    def __init__(self, latent: int, hidden: int = 512, negative_slope: float = 0.3,
+    ``hidden``: one width, or the encoder's several widths (in encoder order), which
+    the decoder mirrors: 500, 500, 2000 gives latent -> 2000 -> 500 -> 500 -> 784.
+    """
+
+    def __init__(self, latent: int, hidden: int | tuple[int, ...] = 512, negative_slope: float = 0.3,
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         self.image_shape = image_shape
+        widths = (hidden,) if isinstance(hidden, int) else tuple(reversed(hidden))
         n_pixels = image_shape[0] * image_shape[1] * image_shape[2]
-        self.net = nn.Sequential(
-            nn.Linear(latent, hidden), nn.LeakyReLU(negative_slope), nn.Linear(hidden, n_pixels)
-        )
+        layers: list[nn.Module] = []
+        for n_in, n_out in zip((latent, *widths[:-1]), widths):
+            layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(negative_slope)]
+        self.net = nn.Sequential(*layers, nn.Linear(widths[-1], n_pixels))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Codes (B, latent) -> pixel logits (B, C, H, W)."""
@@ -58,6 +64,21 @@ class ConvDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Codes (B, latent) -> pixel logits (B, C, H, W)."""
         return self.net(z)  # in channels_last where the weights are (see build_model)
+
+
+class ConditionalDecoder(nn.Module):
+    """p(x|z,y): another decoder that reads the code beside the one-hot label (the CVAE's decoder)."""
+
+    def __init__(self, base: nn.Module, n_classes: int):
+        super().__init__()
+        self.n_classes = n_classes
+        self.net = base
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Codes (B, latent) and integer labels (B,) -> pixel logits."""
+        from vaelab.models.encoders import one_hot
+
+        return self.net(torch.cat([z, one_hot(labels, self.n_classes, z)], dim=1))
 
 
 DECODERS = {"mlp": MLPDecoder, "conv": ConvDecoder}

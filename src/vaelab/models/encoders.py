@@ -26,15 +26,23 @@ class _Heads(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """flatten 784 -> Dense(hidden, LeakyReLU) -> Dense(latent) heads ``mean`` [, ``logvar``]."""
+    """flatten 784 -> Dense(hidden, LeakyReLU) -> Dense(latent) heads ``mean`` [, ``logvar``].
 
-    def __init__(self, latent: int, hidden: int = 512, stochastic: bool = True,
+    ``hidden`` is one width (the thesis's one hidden layer) or several, in order
+    (e.g. VaDE's 500, 500, 2000), each followed by a LeakyReLU.
+    """
+
+    def __init__(self, latent: int, hidden: int | tuple[int, ...] = 512, stochastic: bool = True,
                  negative_slope: float = 0.3, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
+        widths = (hidden,) if isinstance(hidden, int) else tuple(hidden)
         n_pixels = image_shape[0] * image_shape[1] * image_shape[2]
-        self.features = hidden  # the trunk's output width
-        self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(n_pixels, hidden), nn.LeakyReLU(negative_slope))
-        self.heads = _Heads(hidden, latent, stochastic)
+        layers: list[nn.Module] = [nn.Flatten()]
+        for n_in, n_out in zip((n_pixels, *widths[:-1]), widths):
+            layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(negative_slope)]
+        self.features = widths[-1]  # the trunk's output width
+        self.trunk = nn.Sequential(*layers)
+        self.heads = _Heads(widths[-1], latent, stochastic)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images (B, C, 28, 28) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
@@ -104,6 +112,30 @@ class MixtureEncoder(nn.Module):
         mean = (weights * means).sum(1)
         variance = (weights * (variances + means.pow(2))).sum(1) - mean.pow(2)
         return mean, variance.clamp_min(1e-12).log()
+
+
+class ConditionalEncoder(nn.Module):
+    """q(z|x,y) on another encoder's trunk: the CVAE's encoder (Sohn et al. 2015).
+
+    The trunk reads the image; the heads read its features beside the one-hot label.
+    """
+
+    def __init__(self, base: nn.Module, n_classes: int, latent: int):
+        super().__init__()
+        self.n_classes = n_classes
+        self.features = base.features
+        self.trunk = base.trunk
+        self.heads = _Heads(base.features + n_classes, latent, stochastic=True)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean, logvar)`` of q(z|x,y) for images and their integer labels."""
+        h = self.trunk(x)
+        return self.heads(torch.cat([h, one_hot(labels, self.n_classes, h)], dim=1))
+
+
+def one_hot(labels: torch.Tensor, n_classes: int, like: torch.Tensor) -> torch.Tensor:
+    """Integer labels (B,) as one-hot rows (B, K) in ``like``'s dtype and device."""
+    return torch.nn.functional.one_hot(labels.long().to(like.device), n_classes).to(like.dtype)
 
 
 ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder}

@@ -72,13 +72,16 @@ class AutoencoderObjective(Objective):
 
     def __call__(self, model, x: torch.Tensor, target: torch.Tensor, noise: torch.Generator | None = None,
                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        code, _ = model.encoder(x)
-        recon = -model.likelihood.log_prob(model.decoder(code), target).mean()
+        code, _ = model.encode(x, labels)
+        recon = -model.likelihood.log_prob(model.decode(code, labels), target).mean()
         return {"loss": recon, "recon": recon}
 
 
 class BetaVAEObjective(Objective):
-    """The β-VAE (Higgins et al. 2017): recon + β KL; β = 1 is the VAE (Kingma & Welling 2014)."""
+    """The β-VAE (Higgins et al. 2017): recon + β KL; β = 1 is the VAE (Kingma & Welling 2014).
+
+    With a conditional model it is the CVAE's (Sohn et al. 2015): q(z|x,y) and p(x|z,y).
+    """
 
     name = "vae"
     stochastic = True
@@ -89,9 +92,9 @@ class BetaVAEObjective(Objective):
 
     def __call__(self, model, x: torch.Tensor, target: torch.Tensor, noise: torch.Generator | None = None,
                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        mean, logvar = model.encoder(x)
+        mean, logvar = model.encode(x, labels)  # labels: read by a conditional model (the CVAE) only
         z = model.posterior.sample(mean, logvar, noise)
-        recon = -model.likelihood.log_prob(model.decoder(z), target).mean()
+        recon = -model.likelihood.log_prob(model.decode(z, labels), target).mean()
         kl = model.kl(mean.float(), logvar.float(), z.float()).mean()
         return {"loss": recon + self.beta * kl, "recon": recon, "kl": kl}
 

@@ -7,9 +7,9 @@ from torch import nn
 
 from vaelab.config import ModelConfig
 from vaelab.errors import ConfigError
-from vaelab.models.decoders import DECODERS
+from vaelab.models.decoders import DECODERS, ConditionalDecoder
 from vaelab.models.distributions import BernoulliLikelihood, GaussianPosterior, make_prior
-from vaelab.models.encoders import ENCODERS
+from vaelab.models.encoders import ENCODERS, ConditionalEncoder
 from vaelab.models.objectives import make_objective
 from vaelab.seeding import seeded_torch
 
@@ -23,23 +23,32 @@ class LatentModel(nn.Module):
 
     ``encode`` returns ``(mean, logvar)`` (``logvar`` is None for the AE);
     ``decode`` returns logits; ``decode_images`` returns pixels in [0, 1].
+    Each takes the images' class ``labels`` too, which only a conditional model
+    (the CVAE) reads and needs.
     ``log_prior``, ``sample_prior`` and ``kl`` are what every measure asks
     instead of assuming N(0, I); a learned prior (``self.prior``) is a part of
     the model like the encoder and decoder.
     """
 
-    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int] = (1, 28, 28)):
+    def __init__(self, config: ModelConfig, image_shape: tuple[int, int, int] = (1, 28, 28), n_classes: int = 10):
         super().__init__()
         self.config = config
         self.image_shape = tuple(image_shape)
+        self.n_classes = n_classes
+        self.conditional = config.conditional
         if "conv" in (config.encoder, config.decoder) and self.image_shape[1:] != (28, 28):
             raise ConfigError(f"the conv encoder/decoder are the thesis's 28x28 architectures, but the images are "
                               f"{self.image_shape[1]}x{self.image_shape[2]}: use --encoder mlp --decoder mlp")
         self.objective = make_objective(config)
         self.encoder = self.objective.build_encoder(ENCODERS[config.encoder](
-            config.latent, config.hidden, self.objective.stochastic, config.negative_slope, self.image_shape
+            config.latent, config.mlp_widths(), self.objective.stochastic, config.negative_slope, self.image_shape
         ), config)
-        self.decoder = DECODERS[config.decoder](config.latent, config.hidden, config.negative_slope, self.image_shape)
+        decoder_input = config.latent + (n_classes if config.conditional else 0)
+        self.decoder = DECODERS[config.decoder](decoder_input, config.mlp_widths(), config.negative_slope,
+                                                self.image_shape)
+        if config.conditional:
+            self.encoder = ConditionalEncoder(self.encoder, n_classes, config.latent)
+            self.decoder = ConditionalDecoder(self.decoder, n_classes)
         self.prior = make_prior(config.prior, config.latent, config.prior_components(), self.image_shape)
         self.posterior = GaussianPosterior()
         self.likelihood = BernoulliLikelihood()
@@ -50,17 +59,27 @@ class LatentModel(nn.Module):
         """The device the model's weights are on (inputs must be moved there)."""
         return next(self.parameters()).device
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Parameters of q(z|x): posterior mean and log-variance (None for the AE)."""
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Parameters of q(z|x) (q(z|x,y) for a conditional model): posterior mean and log-variance (None for
+        the AE)."""
+        if self.conditional:
+            return self.encoder(x, self._labels(labels))
         return self.encoder(x)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Pixel logits for codes ``z``."""
+    def decode(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Pixel logits for codes ``z`` (and labels, for a conditional model)."""
+        if self.conditional:
+            return self.decoder(z, self._labels(labels))
         return self.decoder(z)
 
-    def decode_images(self, z: torch.Tensor) -> torch.Tensor:
+    def decode_images(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Pixels in [0, 1] for codes ``z``: the likelihood's mean (the thesis's sigmoid output)."""
-        return self.likelihood.mean(self.decoder(z))
+        return self.likelihood.mean(self.decode(z, labels))
+
+    def _labels(self, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is None:
+            raise ValueError("a conditional model (cvae) encodes and decodes with the class labels: pass labels")
+        return torch.as_tensor(labels)
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) under the model's prior, summed over dimensions: (..., d) -> (...)."""
@@ -94,22 +113,24 @@ class LatentModel(nn.Module):
             raise ValueError(f"the {self.prior.name} prior's KL has no closed form: pass the draws z")
         return self.posterior.log_prob(z, mean, logvar) - self.log_prior(z)
 
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Decode the posterior mean (the code, for the AE): deterministic reconstructions."""
-        mean, _ = self.encoder(x)
-        return self.decode_images(mean)
+        mean, _ = self.encode(x, labels)
+        return self.decode_images(mean, labels)
 
 
-def build_model(config: ModelConfig, seed: int, image_shape: tuple[int, int, int] = (1, 28, 28)) -> LatentModel:
+def build_model(config: ModelConfig, seed: int, image_shape: tuple[int, int, int] = (1, 28, 28),
+                n_classes: int = 10) -> LatentModel:
     """Build a model whose initial weights depend only on ``seed`` and each part's shape.
 
     Each part is initialised on its own random stream: models built with the
     same seed share the decoder's initial weights whatever their encoder or
     objective, and an AE and a VAE share the encoder trunk and mean head too
-    (the VAE's extra ``logvar`` head has a stream of its own).
+    (the VAE's extra ``logvar`` head has a stream of its own). ``n_classes``: the
+    labels a conditional model (the CVAE) reads.
     """
     with torch.random.fork_rng(devices=[]):
-        model = LatentModel(config, image_shape)
+        model = LatentModel(config, image_shape, n_classes)
     parts = {
         "decoder": model.decoder,
         "encoder-trunk": model.encoder.trunk,
@@ -120,7 +141,8 @@ def build_model(config: ModelConfig, seed: int, image_shape: tuple[int, int, int
         if part is None:
             continue
         kind = config.decoder if name == "decoder" else config.encoder
-        with seeded_torch(seed, "init", name, kind, config.latent, config.hidden):
+        width = config.hidden if config.hidden_layers is None else ",".join(map(str, config.hidden_layers))
+        with seeded_torch(seed, "init", name, kind, config.latent, width):
             _reset(part)
     # Every other part with weights (a learned prior, a cluster head, ...) on a stream of its own, named
     # after it: no part is ever initialised from the unseeded global RNG, whatever the model.

@@ -66,7 +66,12 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
     drawn["centroids"] = figures.image_rows({label[k]: g["centroids"] for k, g in grids.items()},
                                             out / "centroids.png", "Decoded class centroids of the test codes", names)
     drawn["prior"] = figures.image_rows({label[k]: g["prior"] for k, g in grids.items()}, out / "prior.png",
-                                        "Decoded N(0, I) draws (the same draws for models of one latent size)")
+                                        "Decoded prior draws (the same N(0, I) draws for models of one latent size)")
+    clustered = {f"{label[k]}: {c}": images for k, g in grids.items() if "per_cluster" in g
+                 for c, images in enumerate(g["per_cluster"])}
+    if clustered:
+        drawn["per_cluster"] = figures.image_rows(clustered, out / "per_cluster.png",
+                                                  "Generation per cluster (mixture priors) or per label (CVAE)")
     maps = {}
     for key, (_, run) in shown.items():
         saved, codes = _npz(run / "map.npz"), _npz(run / "codes.npz")
@@ -157,6 +162,8 @@ def render(results: dict, images: dict[str, dict[str, str]]) -> tuple[str, str]:
         "labels": {k: v["label"] for k, v in study["models"].items()},
         "sections": sections,
         "thesis": "thesis" in study.get("panels", []),
+        # models trained on grey levels: their likelihoods on binarised images are not the literature's
+        "grey": [v["label"] for v in study["models"].values() if not v.get("data", {}).get("binarize")],
     }
     return env.get_template("report.html.j2").render(**context), env.get_template("report.md.j2").render(**context)
 

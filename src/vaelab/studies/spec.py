@@ -86,11 +86,13 @@ class ComparisonSpec(_Strict):
 class FindingSpec(_Strict):
     """The study's question as one sentence with a verdict: ``a`` minus ``b`` on ``measure``.
 
-    The sentences are the study's own words for the three outcomes; without them a
-    neutral sentence is written.
+    Without ``a`` the question is "which model is best by ``measure``?": the model with
+    the best mean is named, with its paired difference against ``b``. The sentences
+    are the study's own words for the three outcomes; without them a neutral
+    sentence is written.
     """
 
-    a: str
+    a: str | None = Field(None, description="the model compared with b [the best model by the measure]")
     b: str
     measure: str = "silhouette"
     higher: str | None = Field(None, description="said when a - b is above zero beyond the seeds' noise")
@@ -190,7 +192,7 @@ class StudySpec(_Strict):
                     raise ValueError(f"comparisons.{i}.{side}: {getattr(comparison, side)!r} is not one of the "
                                      f"study's models ({', '.join(self.models)})")
         if self.finding is not None:
-            for side in ("a", "b"):
+            for side in ("a", "b") if self.finding.a is not None else ("b",):
                 if getattr(self.finding, side) not in self.models:
                     raise ValueError(f"finding.{side}: {getattr(self.finding, side)!r} is not one of the study's models")
         if self.reference is not None:
@@ -217,9 +219,13 @@ class StudySpec(_Strict):
             raise ConfigError(f"models.{model}: {error}") from None
 
     def with_overrides(self, *, datasets: list[str] | None = None, seeds: int | list[int] | None = None,
-                       data_dir: str | None = None, epochs_scale: float | None = None) -> "StudySpec":
-        """The same study on other data sets or seeds, or with training scaled (tests use ``epochs_scale``)."""
+                       data_dir: str | None = None, epochs_scale: float | None = None,
+                       protocol: str | None = None) -> "StudySpec":
+        """The same study on other data sets, seeds or protocol, or with training scaled (tests use
+        ``epochs_scale``)."""
         values = self.model_dump()
+        if protocol is not None:
+            values["protocol"] = protocol
         if datasets:
             values["datasets"] = datasets
         if seeds is not None:
@@ -229,7 +235,11 @@ class StudySpec(_Strict):
         if epochs_scale is not None:
             for name, spec in values["models"].items():
                 epochs = spec["train"].get("epochs", self.train.get("epochs", 10))
-                spec["train"]["epochs"] = max(1, round(epochs * epochs_scale))
+                pretrain = spec["model"].get("pretrain_epochs", PRESETS[spec["preset"]].get("pretrain_epochs", 0))
+                if pretrain:  # a staged model keeps a stage after its pre-training
+                    spec["model"]["pretrain_epochs"] = max(1, round(pretrain * epochs_scale))
+                spec["train"]["epochs"] = max(1 + (spec["model"].get("pretrain_epochs") or 0),
+                                              round(epochs * epochs_scale))
         return validate_study(values, "the study")
 
     def to_yaml(self) -> str:

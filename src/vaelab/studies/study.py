@@ -244,11 +244,42 @@ def finding(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) 
     question = spec.finding
     if question is None:
         return None
+    if question.a is None:  # "which model is best by the measure?", against b
+        return best_model_sentence(spec, table, per_seed)
     a_cell, b_cell = table[question.a].get(question.measure), table[question.b].get(question.measure)
     if not a_cell or not b_cell or a_cell["mean"] is None or b_cell["mean"] is None:
         return None
     difference = _paired(per_seed, question.a, question.b, question.measure, spec.seeds)
     return finding_sentence(question, a_cell["mean"], b_cell["mean"], difference)
+
+
+def best_model_sentence(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) -> str | None:
+    """Which model has the best mean ``measure`` (its direction from the measure's description), and its
+    paired difference against the finding's ``b``; the runner-up is named when it is within the noise."""
+    from vaelab.analysis.measures import describe
+
+    question = spec.finding
+    measure, b = question.measure, question.b
+    sign = describe(measure)[1] or 1
+    means = {model: cells[measure]["mean"] for model, cells in table.items()
+             if cells.get(measure) and cells[measure]["mean"] is not None}
+    if b not in means or len(means) < 2:
+        return None
+    ranked = sorted(means, key=lambda model: sign * means[model], reverse=True)
+    best = ranked[0]
+    what = "highest" if sign > 0 else "lowest"
+    sentence = (f"{spec.label(best)} has the {what} {measure} of the {len(means)} models "
+                f"({means[best]:.4f} against {means[b]:.4f} for {spec.label(b)}")
+    if best != b:
+        difference = _paired(per_seed, best, b, measure, spec.seeds)
+        if difference["mean"] is not None:
+            ci = f" ± {difference['ci']:.4f}, 95% CI over seeds" if difference["ci"] is not None else ""
+            sentence += f"; paired {best} - {b} = {difference['mean']:+.4f}{ci}"
+    sentence += ")"
+    runner_up = _paired(per_seed, best, ranked[1], measure, spec.seeds)
+    if runner_up["ci"] is not None and runner_up["mean"] is not None and abs(runner_up["mean"]) <= runner_up["ci"]:
+        sentence += f"; {spec.label(ranked[1])} is within the seeds' noise of it"
+    return sentence + "."
 
 
 def finding_sentence(question, a_mean: float, b_mean: float, difference: dict) -> str:

@@ -228,4 +228,7 @@ def read_model_json(run_dir: Path) -> dict[str, Any]:
     shape = info["dataset"].get("image_shape")
     if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)):
         info["dataset"].pop("image_shape", None)
+    classes = info["dataset"].get("n_classes")
+    if not (isinstance(classes, int) and not isinstance(classes, bool) and 0 < classes <= 100000):
+        info["dataset"].pop("n_classes", None)
     return info

@@ -60,7 +60,8 @@ def prepare_targets(images: torch.Tensor, config: RunConfig, generator: torch.Ge
 
 
 @torch.no_grad()
-def evaluate_loss(model: LatentModel, images: torch.Tensor, config: RunConfig, precision: str = "fp32") -> dict[str, float]:
+def evaluate_loss(model: LatentModel, images: torch.Tensor, config: RunConfig, precision: str = "fp32",
+                  labels: torch.Tensor | None = None) -> dict[str, float]:
     """Mean loss terms over ``images`` (on the model's device), with fixed noise so that epochs are comparable."""
     model.eval()
     device = model.device
@@ -69,8 +70,9 @@ def evaluate_loss(model: LatentModel, images: torch.Tensor, config: RunConfig, p
     sums: dict[str, float] = {}
     for start in range(0, len(images), INFERENCE_BATCH):
         batch = targets[start:start + INFERENCE_BATCH]
+        batch_labels = labels[start:start + INFERENCE_BATCH] if labels is not None else None
         with autocast(device, precision):
-            terms = model.objective(model, batch, batch, noise)
+            terms = model.objective(model, batch, batch, noise, labels=batch_labels)
         for key, value in terms.items():
             sums[key] = sums.get(key, 0.0) + float(value) * len(batch)
     model.train()
@@ -79,7 +81,7 @@ def evaluate_loss(model: LatentModel, images: torch.Tensor, config: RunConfig, p
 
 def train_epoch(model: LatentModel, optimizer: torch.optim.Optimizer, images: torch.Tensor,
                 config: RunConfig, epoch: int, on_batch: Callable[[], None] | None = None,
-                precision: str = "fp32") -> dict[str, float]:
+                precision: str = "fp32", labels: torch.Tensor | None = None) -> dict[str, float]:
     """One pass over ``images`` (on the model's device) in the epoch's seeded order; the mean loss terms.
 
     The batch order is drawn on the CPU, so it is the same on every device; the
@@ -94,9 +96,10 @@ def train_epoch(model: LatentModel, optimizer: torch.optim.Optimizer, images: to
     totals = torch.zeros(len(model.objective.terms), device=device)
     model.train()
     for start in range(0, len(images), batch_size):
-        batch = prepare_targets(images[order[start:start + batch_size]], config, binarizing)
+        rows = order[start:start + batch_size]
+        batch = prepare_targets(images[rows], config, binarizing)
         with autocast(device, precision):
-            terms = model.objective(model, batch, batch, noise)
+            terms = model.objective(model, batch, batch, noise, labels=labels[rows] if labels is not None else None)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
@@ -133,7 +136,9 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
                                    seed=config.train.seed, protocol=config.data.protocol)
     # The data moves to the device once; batches are sliced there.
     train_x, test_x = to_tensor(data.train_images).to(torch_device), to_tensor(data.test_images).to(torch_device)
-    model = build_model(config.model, config.train.seed, data.image_shape).to(torch_device)
+    # the labels reach the objective, which only a conditional model (the CVAE) reads
+    train_y, test_y = (torch.from_numpy(y).to(torch_device) for y in (data.train_labels, data.test_labels))
+    model = build_model(config.model, config.train.seed, data.image_shape, len(data.class_names)).to(torch_device)
     model.objective.dataset_size = len(train_x)  # e.g. the N of β-TCVAE's minibatch-weighted sampling
     optimizer = make_optimizer(model, config)
     with folder_lock(run_dir):  # one writer per run folder; checked again now that we own it
@@ -151,8 +156,8 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
                 started = time.perf_counter()
                 if model.objective.begin_epoch(model, epoch, train_x, config.train.seed):
                     optimizer = make_optimizer(model, config)  # a new stage (e.g. VaDE after pre-training)
-                train_terms = train_epoch(model, optimizer, train_x, config, epoch, advance, resolved.precision)
-                test_terms = evaluate_loss(model, test_x, config, resolved.precision)
+                train_terms = train_epoch(model, optimizer, train_x, config, epoch, advance, resolved.precision, train_y)
+                test_terms = evaluate_loss(model, test_x, config, resolved.precision, test_y)
                 if not all(math.isfinite(v) for v in (*train_terms.values(), *test_terms.values())):
                     raise TrainingDiverged(_divergence_message(run_dir, epoch, config))
                 row = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in train_terms.items()},
@@ -254,7 +259,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = "auto") ->
     image_shape = tuple(info["dataset"].get("image_shape", (1, 28, 28)))
     torch_device, _ = resolve(device, "fp32")
     make_deterministic(torch_device)
-    model = build_model(config.model, config.train.seed, image_shape)
+    model = build_model(config.model, config.train.seed, image_shape, int(info["dataset"].get("n_classes") or 10))
     state, history = ckpt.load_trained_state(run_dir)
     try:
         model.load_state_dict(state)
