@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import struct
@@ -99,12 +100,10 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def check_report_in_browser(report: Path, screenshot: Path) -> dict:
-    """Open a report from disk in headless chromium; return what its images look like.
-
-    Skips when chromium or playwright is absent. Every <img> is drawn onto a
-    canvas to measure the spread of its pixels (a blank image has none).
-    """
+@contextlib.contextmanager
+def chromium_page(viewport: dict | None = None):
+    """A page in Debian's headless chromium (a fresh profile), with the console's errors collected in
+    ``page.errors``; skips when chromium or playwright is absent."""
     import tempfile
 
     browser_path = chromium_path()
@@ -115,13 +114,41 @@ def check_report_in_browser(report: Path, screenshot: Path) -> dict:
             "--no-first-run"]
     with tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(profile, executable_path=browser_path, headless=True,
-                                                       args=args, viewport={"width": 1280, "height": 900})
-        page = context.new_page()
+                                                       args=args, viewport=viewport or {"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            page.errors = []
+            page.on("console", lambda message: page.errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: page.errors.append(str(error)))
+            yield page
+        finally:
+            context.close()
+
+
+HOVER_FIRST_POINT = """(selector) => {
+    // the pixel position of the first point of the first non-empty trace of a plotly plot
+    const gd = document.querySelector(selector);
+    const trace = gd._fullData.find((t) => t.x.length > 0);
+    const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+    return {x: box.left + gd._fullLayout.xaxis.l2p(trace.x[0]), y: box.top + gd._fullLayout.yaxis.l2p(trace.y[0]),
+            index: trace.customdata[0]};
+}"""
+
+
+def check_report_in_browser(report: Path, screenshot: Path) -> dict:
+    """Open a report from disk in headless chromium; return what its figures look like.
+
+    Skips when chromium or playwright is absent. Every figure's <img> is drawn
+    onto a canvas to measure the spread of its pixels (a blank image has none).
+    Where the report has interactive maps, the first point of the first is
+    hovered and what the page then shows is returned under ``hover``.
+    """
+    with chromium_page() as page:
         failed_requests = []
         page.on("requestfailed", lambda request: failed_requests.append(request.url))
         page.goto(report.resolve().as_uri())
         page.wait_for_load_state("load")
-        images = page.evaluate("""() => Array.from(document.images).map(img => {
+        images = page.evaluate("""() => Array.from(document.querySelectorAll('figure img')).map(img => {
             const canvas = document.createElement('canvas');
             canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
             const ctx = canvas.getContext('2d');
@@ -135,10 +162,36 @@ def check_report_in_browser(report: Path, screenshot: Path) -> dict:
             }
             return {alt: img.alt, complete: img.complete, width: img.naturalWidth, spread: spread};
         })""")
+        hover = None
+        if page.locator(".imap .plot .main-svg").count():
+            page.locator(".imap").first.scroll_into_view_if_needed()
+            before = page.locator(".imap img.thumb").first.get_attribute("src")
+            point = page.evaluate(HOVER_FIRST_POINT, ".imap .plot")
+            page.mouse.move(point["x"], point["y"])
+            page.wait_for_function("() => document.querySelector('.imap').dataset.hovered !== undefined",
+                                   timeout=10_000)
+            hover = page.evaluate("""([x, y]) => {
+                // which point the page says is hovered, how far it lies from the mouse, and whether the
+                // thumbnail is that point's image
+                const box = document.querySelector('.imap'), gd = box.querySelector('.plot');
+                const spec = JSON.parse(box.querySelector('.spec').textContent);
+                const hovered = Number(box.dataset.hovered);
+                const area = gd.querySelector('.nsewdrag').getBoundingClientRect();
+                let distance = Infinity;
+                const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+                for (const t of gd._fullData) t.customdata.forEach((index, i) => {
+                    if (index === hovered) distance = Math.min(distance, Math.hypot(
+                        area.left + xa.l2p(t.x[i]) - x, area.top + ya.l2p(t.y[i]) - y));
+                });
+                const thumb = box.querySelector('img.thumb').src;
+                return {hovered: hovered, distance: distance, shows_it: spec.images[hovered] === thumb,
+                        caption: box.querySelector('.caption').textContent};
+            }""", [point["x"], point["y"]])
+            hover["changed"] = page.locator(".imap img.thumb").first.get_attribute("src") != before
         page.screenshot(path=str(screenshot), full_page=True)
         title = page.title()
-        context.close()
-    return {"images": images, "failed_requests": failed_requests, "title": title}
+        errors = list(page.errors)
+    return {"images": images, "failed_requests": failed_requests, "title": title, "hover": hover, "errors": errors}
 
 
 def pytest_collection_modifyitems(config, items):

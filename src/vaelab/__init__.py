@@ -9,11 +9,13 @@ The Python API mirrors the CLI::
     vaelab.evaluate("runs/vae")         # every measure -> runs/vae/measures.json
     vaelab.run_study("my-study.yaml", out="studies/mine")  # any study file -> report.html
     vaelab.reproduce("results")         # the thesis study -> results/report.html
+    vaelab.explore(["runs/vae", "runs/ae"]).run()  # the interactive explorer (the explore extra)
 """
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "compare", "encode", "evaluate", "load", "report", "reproduce", "run_study", "train"]
-_API = ("train", "load", "encode", "evaluate", "compare", "reproduce", "run_study", "report")
+__all__ = ["__version__", "compare", "encode", "evaluate", "explore", "load", "report", "reproduce", "run_study",
+           "train"]
+_API = ("train", "load", "encode", "evaluate", "compare", "reproduce", "run_study", "report", "explore")
 
 
 def __getattr__(name):

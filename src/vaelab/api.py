@@ -7,6 +7,7 @@
 >>> print(vaelab.compare(["runs/vae", "runs/ae"]))                           # doctest: +SKIP
 >>> results = vaelab.run_study("my-study.yaml", out="studies/mine")          # doctest: +SKIP
 >>> results = vaelab.reproduce("results", seeds=3)                           # doctest: +SKIP
+>>> vaelab.explore(["studies/variants"]).run()                               # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -186,3 +187,22 @@ def report(out: str | Path) -> Path:
 
     build_report(Path(out))
     return Path(out) / "report.html"
+
+
+def explore(folders: list[str | Path], *, host: str = "127.0.0.1", port: int = 0, dataset: str | None = None,
+            points: int = 2000) -> Any:
+    """Load run folders (or a study folder's runs) into the interactive explorer and bind its server.
+
+    Returns a :class:`~vaelab.explore.server.Server` listening on ``host:port`` (0: a free port) at
+    ``.url``: call ``.run()`` to serve until Ctrl-C, or ``.start()``/``.stop()`` to serve from a thread.
+    ``dataset``: which of a study's data sets; ``points``: test images on the map. Needs the
+    ``explore`` extra. Nothing is written into the run folders.
+    """
+    from vaelab.errors import ConfigError
+    from vaelab.explore.server import Server, require_stack
+    from vaelab.explore.session import Explorer, find_runs
+
+    require_stack()  # before the models load: a missing extra is said at once
+    if not 10 <= points <= 20000:
+        raise ConfigError(f"--points must be between 10 and 20000, not {points}")
+    return Server(Explorer(find_runs(list(folders), dataset), max_points=points), host=host, port=port)

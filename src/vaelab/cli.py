@@ -358,20 +358,16 @@ def _print_study_results(results: dict, out: Path) -> None:
                        "and run the same command again to redo only those")
 
 
-STUDY_COLUMNS = {"silhouette": "silhouette", "knn5_accuracy": "5-NN acc", "linear_probe_accuracy": "probe acc",
-                 "own_accuracy": "own clusters acc", "recon_bce": "recon BCE", "prior_fd": "prior FD",
-                 "nll_iwae_binarized": "IWAE NLL"}
-
-
 def _print_study_table(results: dict, dataset: str, part: dict) -> None:
     from rich.table import Table
 
     from vaelab.analysis.compare import fmt, fmt_ci
+    from vaelab.analysis.measures import HEADLINE
 
     reference = results["study"].get("reference") or {}
     values = reference.get("values", {})
-    measured = [k for k in STUDY_COLUMNS if any(k in agg for agg in part["aggregate"].values())]
-    columns = (["reference"] if reference else []) + [STUDY_COLUMNS[k] for k in measured]
+    measured = [k for k in HEADLINE if any(k in agg for agg in part["aggregate"].values())]
+    columns = (["reference"] if reference else []) + [HEADLINE[k] for k in measured]
     table = Table("model", *columns, box=None, header_style="bold",
                   title=f"{dataset}: mean ± 95% CI over seeds", title_justify="left")
     for model in results["study"]["models"]:
@@ -428,6 +424,33 @@ def compare(
     from vaelab import api
 
     typer.echo(api.compare(folders, format), nl=False)
+
+
+@app.command()
+def explore(
+    folders: list[Path] = typer.Argument(..., help="run folders, or a study folder (its models, first complete seed)"),
+    port: int = typer.Option(0, "--port", min=0, max=65535, help="port to listen on [a free one]"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on; anything but loopback is "
+                             "reachable from other machines (a warning says so)"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="which of a study's data sets [its first]"),
+    points: int = typer.Option(2000, "--points", help="test images on the map"),
+    no_browser: bool = typer.Option(False, "--no-browser", help="do not open a browser; only print the address"),
+) -> None:
+    """Open trained models in an interactive page: the map of the codes, decoding anywhere, traversals,
+    interpolations, centroids and prior draws, side by side. Needs `pip install 'vaelab[explore]'`."""
+    from vaelab import api
+
+    server = api.explore(folders, host=host, port=port, dataset=dataset, points=points)
+    typer.echo(f"explorer: {server.url}  (Ctrl-C to stop)")
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    typer.echo("explorer stopped")
 
 
 INTERRUPTED = ("interrupted: finished work is saved; run the same command again to continue "

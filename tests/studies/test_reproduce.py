@@ -150,7 +150,11 @@ def test_report_is_self_contained(study):
     html = (root / "report.html").read_text()
     sources = re.findall(r'<img src="([^"]{0,30})', html)
     assert len(sources) == len(FIGURES) and all(s.startswith("data:image/png;base64,") for s in sources)
-    assert "http://" not in html and "https://" not in html
+    # nothing is fetched from elsewhere (plotly.js is inlined; its code mentions URLs it never loads here)
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
+    assert not re.findall(r'(?:src|href)\s*=\s*["\']?(?:https?:)?//', markup)
+    assert html.count("<script>") == 2 and "plotly.js v" in html  # plotly.js inlined, then the maps' code
+    assert len(html) < 10_000_000
 
 
 def test_second_run_reuses_everything_and_gives_identical_results(study, tiny_data):
@@ -226,8 +230,12 @@ def test_report_renders_every_figure_in_a_real_browser(study, tmp_path):
     for image in seen["images"]:
         assert image["complete"] and image["width"] > 100, image
         assert image["spread"] > 100, f"{image['alt']} looks blank"
-    assert seen["failed_requests"] == []
+    assert seen["failed_requests"] == [] and seen["errors"] == []
     assert "latent space" in seen["title"]
+    # the interactive t-SNE map: hovering a point shows that test image
+    hover = seen["hover"]
+    assert hover["distance"] < 10 and hover["shows_it"], hover  # the point under the mouse, and its image
+    assert hover["caption"].startswith(f"test image #{hover['hovered']}: ")
     assert (tmp_path / "report.png").stat().st_size > 50_000
 
 

@@ -217,6 +217,12 @@ MEASURE_INFO: dict[str, tuple[str, int]] = {
 }
 
 
+# The measures a summary shows, with their short column names (the study table, the explorer).
+HEADLINE = {"silhouette": "silhouette", "knn5_accuracy": "5-NN acc", "linear_probe_accuracy": "probe acc",
+            "own_accuracy": "own clusters acc", "recon_bce": "recon BCE", "prior_fd": "prior FD",
+            "nll_iwae_binarized": "IWAE NLL"}
+
+
 def describe(name: str) -> tuple[str, int]:
     """Description and direction of a measure (perturbation accuracies included)."""
     if name.startswith("perturb_accuracy_s"):

@@ -3,7 +3,8 @@
 Reads only what the study saved: ``results.json`` and, for each model, the run
 directory of its first finished seed (``grids.npz`` with the decoded images,
 ``map.npz``, ``codes.npz``, ``metrics.jsonl``). Nothing is trained, loaded
-into a model or decoded again, so ``vaelab report DIR`` is quick. Any models
+into a model or decoded again, so ``vaelab report DIR`` is quick; the data set is
+read again only for the images the interactive t-SNE maps show on hover. Any models
 and data sets: a section per data set; parts a study switches on (``panels``,
 e.g. the thesis's) add to it.
 """
@@ -116,6 +117,67 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
     return drawn
 
 
+def interactive_map(root: Path, results: dict, dataset: str) -> dict | None:
+    """What the report's interactive t-SNE view of one data set needs: each model's map (first finished
+    seed), the points' classes, and the mapped test images as PNG data URIs for the hover.
+
+    The images come from reading the data set again (as its runs recorded it); where it cannot be read
+    or has changed since, the view has no images rather than wrong ones. None where no run has a map.
+    """
+    from vaelab.errors import VaelabError
+    from vaelab.pixels import data_uri
+
+    study, part = results["study"], results["datasets"][dataset]
+    models, shown_index = [], set()
+    for model in study["models"]:
+        seed = _first_finished(part, model, study["seeds"])
+        if seed is None:
+            continue
+        run = root / part["runs"][model][seed]
+        saved, labels = _npz(run / "map.npz"), _npz(run / "codes.npz")["labels"]
+        if not len(saved["tsne"]):
+            continue
+        index = saved["index"].astype(int)
+        shown_index.update(index.tolist())
+        models.append({"label": study["models"][model]["label"], "run": run, "index": index.tolist(),
+                       "x": np.round(saved["tsne"][:, 0], 2).tolist(), "y": np.round(saved["tsne"][:, 1], 2).tolist(),
+                       "classes": labels[index].astype(int).tolist()})
+    if not models:
+        return None
+    images: dict[str, str] = {}
+    try:
+        data = _recorded_data(models[0]["run"])
+        images = {str(i): data_uri(data.test_images[i] / 255.0) for i in sorted(shown_index)}
+    except (VaelabError, IndexError):
+        pass
+    first = _npz(models[0]["run"] / "grids.npz")
+    for model in models:
+        del model["run"]
+    return {"models": models, "class_names": [str(n) for n in first["class_names"]], "images": images}
+
+
+def _recorded_data(run: Path):
+    """The data set a run was trained on, read again; refused (RunError) where it has changed since."""
+    from vaelab.data.registry import check_same_data, load_dataset
+    from vaelab.training.checkpoint import read_model_json
+
+    info = read_model_json(run)
+    config = info["config"].data
+    data = load_dataset(config.name, data_dir=config.data_dir, holdout=config.holdout, download=False,
+                        seed=info["config"].train.seed, protocol=config.protocol)
+    check_same_data(info["dataset"], data, run)
+    return data
+
+
+def plotly_script() -> str | None:
+    """plotly.js from the installed plotly package, to inline (the report opens offline); None without it."""
+    try:
+        import plotly
+    except ImportError:
+        return None
+    return (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+
+
 def check_inputs(root: Path, results: dict) -> None:
     """Read every file the figures need; a missing or damaged one is a one-line :class:`RunError`."""
     study = results["study"]
@@ -136,8 +198,10 @@ def _slug(dataset: str, results: dict) -> str:
     return dataset.replace(":", "-").replace("/", "_")
 
 
-def render(results: dict, images: dict[str, dict[str, str]]) -> tuple[str, str]:
-    """The HTML and Markdown reports (images per data set as src strings: data URIs or paths)."""
+def render(results: dict, images: dict[str, dict[str, str]], maps: dict[str, dict | None] | None = None,
+           plotly_js: str | None = None) -> tuple[str, str]:
+    """The HTML and Markdown reports (images per data set as src strings: data URIs or paths; ``maps``:
+    each data set's :func:`interactive_map`, drawn with ``plotly_js`` inlined where both are given)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(loader=PackageLoader("vaelab", "report/templates"),
@@ -154,6 +218,7 @@ def render(results: dict, images: dict[str, dict[str, str]]) -> tuple[str, str]:
             "rows": comparison_rows(part["aggregate"], detail=False),
             "detail_rows": comparison_rows(part["aggregate"], detail=True),
             "images": images.get(dataset, {}),
+            "interactive": (maps or {}).get(dataset) if plotly_js else None,
         })
     context = {
         "r": results,
@@ -161,6 +226,7 @@ def render(results: dict, images: dict[str, dict[str, str]]) -> tuple[str, str]:
         "models": list(study["models"]),
         "labels": {k: v["label"] for k, v in study["models"].items()},
         "sections": sections,
+        "plotly_js": plotly_js if any(section["interactive"] for section in sections) else None,
         "thesis": "thesis" in study.get("panels", []),
         # models trained on grey levels: their likelihoods on binarised images are not the literature's
         "grey": [v["label"] for v in study["models"].values() if not v.get("data", {}).get("binarize")],
@@ -182,7 +248,8 @@ def build_report(root: str | Path) -> dict[str, float]:
                           for name, path in paths.items()} for dataset, paths in drawn.items()}
     relative = {dataset: {name: path.relative_to(root).as_posix() for name, path in paths.items()}
                 for dataset, paths in drawn.items()}
-    html, _ = render(results, embedded)
+    maps = {dataset: interactive_map(root, results, dataset) for dataset in results["datasets"]}
+    html, _ = render(results, embedded, maps, plotly_script())
     _, markdown = render(results, relative)
     atomic_write(root / "report.html", html)
     atomic_write(root / "report.md", markdown)
