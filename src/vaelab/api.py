@@ -66,11 +66,10 @@ def train(model: str | None = "vae", *, out: str | Path | None = None, config_fi
 
 def default_run_dir(model: str | None, config: RunConfig) -> Path:
     """``runs/<model>-<dataset>-seed<k>``; an ``idx:PATH`` data set is named after its folder."""
+    from vaelab.studies.cells import dataset_slug
+
     name = model or f"{config.model.encoder}-{config.model.decoder}-{config.model.objective}"
-    dataset = config.data.name
-    if dataset.startswith("idx:"):
-        dataset = "idx-" + (Path(dataset[4:]).expanduser().resolve().name or "data")
-    return Path("runs") / f"{name}-{dataset}-seed{config.train.seed}"
+    return Path("runs") / f"{name}-{dataset_slug(config.data.name)}-seed{config.train.seed}"
 
 
 def load(run_dir: str | Path, device: str = "auto") -> TrainedRun:

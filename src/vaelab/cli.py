@@ -284,7 +284,8 @@ def study_show(
     for key in spec.models:
         cell = next(c for c in cells if c.model == key)
         cfg = cell.config
-        objective = cfg.model.objective + (f" β={cfg.model.beta:g}" if cfg.model.objective in ("vae", "btcvae") else "")
+        weight = {"vae": "β", "btcvae": "β", "factorvae": "γ"}.get(cfg.model.objective)
+        objective = cfg.model.objective + (f" {weight}={cfg.model.beta:g}" if weight else "")
         objective += _model_extras(cfg.model)
         table.add_row(key, spec.label(key), spec.models[key].preset, f"{cfg.model.encoder}/{cfg.model.decoder}",
                       objective, str(cfg.model.latent), str(cfg.train.epochs), str(cfg.train.batch_size),

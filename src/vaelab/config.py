@@ -57,11 +57,11 @@ class ModelConfig(_Strict):
 
     encoder: Literal["mlp", "conv"] = Field("mlp", description="encoder: mlp or conv (overrides the preset)")
     decoder: Literal["mlp", "conv"] = Field("mlp", description="decoder: mlp or conv (overrides the preset)")
-    objective: Literal["ae", "vae", "iwae", "btcvae", "vade", "gmvae"] = Field(
-        "vae", description="objective: ae, vae, iwae, btcvae, vade or gmvae (overrides the preset)")
+    objective: Literal["ae", "vae", "iwae", "btcvae", "vade", "gmvae", "factorvae"] = Field(
+        "vae", description="objective: ae, vae, iwae, btcvae, vade, gmvae or factorvae (overrides the preset)")
     beta: float = Field(1.0, ge=0.0, allow_inf_nan=False,
                         description="weight of the KL term (vae: beta-VAE, 1 is the VAE) or of the total "
-                                    "correlation (btcvae)")
+                                    "correlation (btcvae; factorvae: Kim & Mnih's gamma)")
     hidden: int = Field(512, gt=0, le=16384, description="hidden width of the MLP parts")
     hidden_layers: tuple[int, ...] | None = Field(
         None, min_length=1, max_length=16, description="widths of several hidden layers of the MLP parts, "
@@ -87,11 +87,12 @@ class ModelConfig(_Strict):
         # A setting that the model does not use is refused rather than ignored: it would change the run's
         # identity without changing the run.
         if self.objective in ("ae", "iwae") and self.beta != 1.0:
-            raise ValueError(f"beta applies to the vae and btcvae objectives, not {self.objective}")
+            raise ValueError(f"beta applies to the vae, btcvae and factorvae objectives, not {self.objective}")
         if self.objective == "ae" and self.prior != "normal":
             raise ValueError("prior applies to the stochastic objectives (vae, iwae, btcvae), not the ae")
-        if self.objective == "btcvae" and self.prior != "normal":
-            raise ValueError("the btcvae objective's dimension-wise KL needs the factorised prior: prior normal")
+        if self.objective in ("btcvae", "factorvae") and self.prior != "normal":
+            raise ValueError(f"the {self.objective} objective's total correlation is measured against the "
+                             "factorised prior: prior normal")
         if self.objective in ("vade", "gmvae") and self.prior != "mog":
             raise ValueError(f"the {self.objective} objective needs the mixture prior: prior mog")
         if self.objective != "vade" and self.pretrain_epochs != 0:
@@ -206,6 +207,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "vade": {**_MLP, "objective": "vade", "prior": "mog", "pretrain_epochs": 5},  # Jiang et al. 2017
     "gmvae": {**_MLP, "objective": "gmvae", "prior": "mog"},  # Dilokthanakul et al. 2016, Shu's formulation
     "cvae": {**_MLP, "objective": "vae", "prior": "normal", "conditional": True},  # Sohn et al. 2015
+    # Kim & Mnih 2018; gamma (here beta) = 30, from the grid of Locatello et al. 2019 (10 to 100)
+    "factorvae": {**_MLP, "objective": "factorvae", "prior": "normal", "beta": 30.0},
 }
 for _settings in PRESETS.values():
     _settings.setdefault("conditional", False)

@@ -257,8 +257,8 @@ def test_a_learned_prior_survives_a_kill_and_resume_bit_for_bit(tiny_idx_folder,
     (dict(objective="ae", prior="vamp"), "prior applies to the stochastic objectives"),
     (dict(objective="vae", samples=10), "samples applies to the iwae objective only"),
     (dict(prior="normal", components=10), "components applies to the mog and vamp priors only"),
-    (dict(objective="iwae", beta=4.0), "beta applies to the vae and btcvae objectives"),
-    (dict(objective="btcvae", prior="mog"), "needs the factorised prior"),
+    (dict(objective="iwae", beta=4.0), "beta applies to the vae, btcvae and factorvae objectives"),
+    (dict(objective="btcvae", prior="mog"), "measured against the factorised prior"),
 ])
 def test_settings_a_model_does_not_use_are_refused(settings, message):
     from vaelab.config import build_config

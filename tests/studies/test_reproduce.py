@@ -95,7 +95,7 @@ def test_study_folder_layout(study):
 
 
 FIGURES = ["reconstructions.png", "centroids.png", "prior.png", "tsne.png", "silhouette.png", "perturbation.png",
-           "perturbation_curve.png", "measures.png", "training.png"]
+           "perturbation_curve.png", "measures.png", "training.png", "traversal.png"]
 
 
 class _NumberSpans(HTMLParser):

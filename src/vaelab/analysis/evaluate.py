@@ -12,6 +12,8 @@ Groups (``vaelab evaluate --measures``):
 - ``generation``: Fréchet distance of prior samples to test images in the classifier's
   feature space, label entropy and confidence of the samples
 - ``perturbation``: classifier accuracy on decoded codes + noise, per noise scale
+- ``disentanglement``: BetaVAE and FactorVAE scores, MIG, DCI and SAP against the images'
+  generating factors (only on data that knows them, e.g. ``dsprites``; skipped elsewhere)
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from vaelab.data.registry import Dataset, to_tensor
 from vaelab.errors import ConfigError, RunError
 from vaelab.io import read_json, write_json
 
-GROUPS = ("separation", "knn", "probe", "clustering", "map", "health", "likelihood", "generation", "perturbation")
+GROUPS = ("separation", "knn", "probe", "clustering", "map", "health", "likelihood", "generation", "perturbation",
+          "disentanglement")
+# What a study measures when its file does not say: every group that applies to any data set.
+DEFAULT_GROUPS = GROUPS[:-1]
 CLASSIFIER_GROUPS = {"generation", "perturbation"}
 
 
@@ -137,6 +142,10 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
                                                                len(np.unique(labels)))))
     if "perturbation" in groups:
         results.update(timed("perturbation", lambda: _perturbation(model, reference, test, settings, seed)))
+    if "disentanglement" in groups and data.test_factors is not None:
+        from vaelab.analysis.disentanglement import disentanglement_measures
+
+        results.update(timed("disentanglement", lambda: disentanglement_measures(codes, data.test_factors, seed)))
     return evaluation
 
 

@@ -55,6 +55,27 @@ def perturb(codes: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     return (codes + sigma * scale * noise).astype(np.float32)
 
 
+@torch.no_grad()
+def traversals(model, code: np.ndarray, codes: np.ndarray, label: int | None = None, dims: int = 5,
+               steps: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """Latent traversals: one dimension at a time swept while the others keep ``code``'s values.
+
+    Each dimension j goes over its mean ± 3 standard deviations across ``codes`` (the test
+    codes: comparable between models whatever their scale) in ``steps`` steps. The ``dims``
+    dimensions whose means vary most over the data go first (the active units' criterion,
+    Burda et al. 2016). Returns ``(images (dims, steps, H, W), the dimensions shown)``.
+    """
+    codes = np.asarray(codes, dtype=np.float64)
+    centre, spread = codes.mean(0), codes.std(0)
+    shown = np.argsort(-codes.var(0), kind="stable")[:dims]
+    rows = []
+    for j in shown:
+        z = np.repeat(np.asarray(code, dtype=np.float64)[None], steps, axis=0)
+        z[:, j] = centre[j] + np.linspace(-3.0, 3.0, steps) * spread[j]
+        rows.append(decode(model, z, np.full(steps, label) if label is not None else None))
+    return np.stack(rows), shown.astype(np.int64)
+
+
 N_SHOWN = 10  # test images shown per row in the figures
 N_PRIOR = 12  # prior draws shown per model
 N_PER_CLUSTER = 8  # draws shown per cluster or class
@@ -85,10 +106,12 @@ def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.n
     draws (the same for every model with this latent size and seed); ``perturbed``:
     (len(sigmas), N_SHOWN, H, W) decoded codes plus noise; ``silhouettes``: each test
     code's silhouette (sklearn), for the per-class plots; ``class_names`` in label order;
-    ``per_cluster`` (models with clusters or labels only): :func:`per_cluster_draws`.
+    ``per_cluster`` (models with clusters or labels only): :func:`per_cluster_draws`;
+    ``traversal``/``traversal_dims``: :func:`traversals` from the first test image's code.
     """
     from sklearn.metrics import silhouette_samples
 
+    traversal, traversal_dims = traversals(model, codes[0], codes, int(labels[0]))
     shown, shown_labels = codes[:N_SHOWN], labels[:N_SHOWN]
     return {
         "originals": test_images[:N_SHOWN].astype(np.float32) / 255.0,
@@ -100,5 +123,7 @@ def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.n
                                for sigma in sigmas]),
         "silhouettes": silhouette_samples(codes.astype(np.float64), labels),
         "class_names": np.asarray(class_names, dtype=str),
+        "traversal": traversal,
+        "traversal_dims": traversal_dims,
         **({"per_cluster": clusters} if (clusters := per_cluster_draws(model, seed)) is not None else {}),
     }

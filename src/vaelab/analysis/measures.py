@@ -214,13 +214,25 @@ MEASURE_INFO: dict[str, tuple[str, int]] = {
     "prior_fd": ("Fréchet distance of prior samples to test images", -1),
     "prior_label_entropy": ("label entropy of prior samples (1 = all classes)", +1),
     "prior_label_confidence": ("classifier confidence on prior samples", +1),
+    "beta_vae_score": ("BetaVAE score: which factor was fixed, from code differences (Higgins et al. 2017)", +1),
+    "beta_vae_train_accuracy": ("BetaVAE score's classifier on its training examples", +1),
+    "factor_vae_score": ("FactorVAE score: majority vote from the least-varying dimension (Kim & Mnih 2018)", +1),
+    "factor_vae_train_accuracy": ("FactorVAE score's classifier on its training votes", +1),
+    "factor_vae_active_dims": ("dimensions with variance above 0.05 (FactorVAE score)", 0),
+    "mig": ("mutual information gap (Chen et al. 2018)", +1),
+    "dci_disentanglement": ("DCI disentanglement (Eastwood & Williams 2018)", +1),
+    "dci_completeness": ("DCI completeness", +1),
+    "dci_informativeness": ("DCI informativeness: held-out accuracy of predicting each factor", +1),
+    "dci_informativeness_train": ("DCI informativeness on the training codes", +1),
+    "sap": ("separated attribute predictability (Kumar et al. 2018)", +1),
 }
 
 
 # The measures a summary shows, with their short column names (the study table, the explorer).
 HEADLINE = {"silhouette": "silhouette", "knn5_accuracy": "5-NN acc", "linear_probe_accuracy": "probe acc",
             "own_accuracy": "own clusters acc", "recon_bce": "recon BCE", "prior_fd": "prior FD",
-            "nll_iwae_binarized": "IWAE NLL"}
+            "nll_iwae_binarized": "IWAE NLL", "factor_vae_score": "FactorVAE score", "mig": "MIG",
+            "dci_disentanglement": "DCI dis.", "sap": "SAP"}
 
 
 def describe(name: str) -> tuple[str, int]:
@@ -231,9 +243,12 @@ def describe(name: str) -> tuple[str, int]:
         return (f"silhouette of class {name[len('silhouette_class_'):]}", +1)
     if name.startswith("kl_dim_"):
         return (f"KL of latent dimension {name[len('kl_dim_'):]}", 0)
+    if name.startswith("mig_factor_"):
+        return (f"MIG of factor {name[len('mig_factor_'):]}", +1)
     return MEASURE_INFO.get(name, (name, 0))
 
 
 def is_detail(name: str) -> bool:
     """Per-class and per-dimension entries and evaluation settings: shown in detail tables only."""
-    return name.startswith(("silhouette_class_", "kl_dim_")) or name in ("iwae_k", "iwae_examples")
+    return name.startswith(("silhouette_class_", "kl_dim_", "mig_factor_")) or name in (
+        "iwae_k", "iwae_examples", "beta_vae_train_accuracy", "factor_vae_train_accuracy", "dci_informativeness_train")

@@ -1,4 +1,5 @@
-"""Data sets by name: ``mnist-5k`` (embedded), ``mnist``, ``fashion-mnist``, ``idx:PATH``."""
+"""Data sets by name: ``mnist-5k`` (embedded), ``mnist``, ``fashion-mnist``, ``idx:PATH``, and the
+data sets made here, one module each (``digits``, ``dsprites``: see :data:`MADE_HERE`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from vaelab.seeding import derive_seed
 EMBEDDED = "mnist-5k"
 CLASS_NAMES = {
     "fashion-mnist": ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"],
+    "dsprites": ["square", "ellipse", "heart"],
 }
 
 
@@ -35,6 +37,10 @@ class Dataset:
     source: str  # where the files were found, for the record
     label_values: list[int] | None = None  # the original labels, where they were remapped to 0..K-1
     protocol: str = "holdout"  # or "transductive": the train and test splits are both every image
+    # the generating factors of each image (integer indices, (N, K)), where they are known (dsprites)
+    train_factors: np.ndarray | None = None
+    test_factors: np.ndarray | None = None
+    factor_names: list[str] | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -47,13 +53,15 @@ class Dataset:
         if self.label_values is not None:
             return [str(value) for value in self.label_values]
         n_classes = int(max(self.train_labels.max(), self.test_labels.max())) + 1
-        return CLASS_NAMES.get(self.name, [str(k) for k in range(n_classes)])
+        return CLASS_NAMES.get(self.name.partition(":")[0], [str(k) for k in range(n_classes)])
 
     @functools.cached_property
     def fingerprint(self) -> str:
         """SHA-256 of the split's arrays (shapes, dtypes and bytes): what a run was trained on, exactly."""
         digest = hashlib.sha256()
-        for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+        arrays = [self.train_images, self.train_labels, self.test_images, self.test_labels]
+        arrays += [a for a in (self.train_factors, self.test_factors) if a is not None]
+        for array in arrays:
             array = np.ascontiguousarray(array)
             digest.update(f"{array.shape}{array.dtype.str}".encode())
             digest.update(array.tobytes())
@@ -213,7 +221,9 @@ def transductive(data: Dataset) -> Dataset:
     """
     images = np.concatenate([data.train_images, data.test_images])
     labels = np.concatenate([data.train_labels, data.test_labels])
-    return Dataset(data.name, images, labels, images, labels, data.source, data.label_values, "transductive")
+    factors = np.concatenate([data.train_factors, data.test_factors]) if data.train_factors is not None else None
+    return Dataset(data.name, images, labels, images, labels, data.source, data.label_values, "transductive",
+                   factors, factors, data.factor_names)
 
 
 def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: bool) -> Dataset:
@@ -222,6 +232,12 @@ def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: 
                         "(or leave --data-dir out)")
     if name == EMBEDDED:
         return validated(load_mnist_5k(seed))
+    if name.partition(":")[0] in MADE_HERE:
+        problem = unknown_dataset(name)
+        if problem:
+            raise DataError(problem)
+        base, _, size = name.partition(":")
+        return validated(_made_here(base).load(seed, holdout, **({"size": int(size)} if size else {})))
     if name.startswith("idx:"):
         return validated(load_idx_folder(Path(name[4:]).expanduser(), name, holdout, seed))
     if name in sources.REMOTE_DATASETS:
@@ -234,11 +250,31 @@ def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: 
     raise DataError(unknown_dataset(name))
 
 
+# Data sets made here, one module each (``NAME``, ``DESCRIPTION``, ``load(seed, holdout) -> Dataset``, and
+# ``SIZES`` where ``name:N`` picks another size): adding one is a module and a line here.
+MADE_HERE = {"digits": "vaelab.data.digits", "dsprites": "vaelab.data.dsprites"}
+
+
+def _made_here(name: str):
+    import importlib
+
+    return importlib.import_module(MADE_HERE[name])
+
+
 def unknown_dataset(name: str) -> str | None:
     """Why ``name`` names no data set (one line), or None when it names one."""
-    if name == EMBEDDED or name in sources.REMOTE_DATASETS or (name.startswith("idx:") and len(name) > 4):
+    if name == EMBEDDED or name in sources.REMOTE_DATASETS or name in MADE_HERE or \
+            (name.startswith("idx:") and len(name) > 4):
         return None
-    known = ", ".join([EMBEDDED, *sources.REMOTE_DATASETS, "idx:PATH"])
+    base, _, size = name.partition(":")
+    if base in MADE_HERE:
+        sizes = getattr(_made_here(base), "SIZES", None)
+        if sizes is None:
+            return f"{base} has one size: write {base}, without ':{size}'"
+        if not size.isdigit() or not sizes[0] <= int(size) <= sizes[1]:
+            return f"{name!r}: write {base}:N with N from {sizes[0]:,} to {sizes[1]:,} images"
+        return None
+    known = ", ".join([EMBEDDED, *sources.REMOTE_DATASETS, *MADE_HERE, "dsprites:N", "idx:PATH"])
     return f"unknown data set {name!r}: choose one of {known}"
 
 
@@ -249,5 +285,7 @@ def list_datasets(data_dir: str | None = None) -> list[dict[str, str]]:
         folder = locate_full(name, data_dir)
         where = f"yes ({folder})" if folder else f"download on first use into {sources.cache_root() / name}"
         rows.append({"name": name, "images": "60,000 train / 10,000 test", "available": where})
+    for name in MADE_HERE:
+        rows.append({"name": name, "images": _made_here(name).DESCRIPTION, "available": "yes (made here)"})
     rows.append({"name": "idx:PATH", "images": "any folder of IDX files", "available": "yes, given a folder"})
     return rows

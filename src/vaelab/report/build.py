@@ -73,6 +73,12 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
     if clustered:
         drawn["per_cluster"] = figures.image_rows(clustered, out / "per_cluster.png",
                                                   "Generation per cluster (mixture priors) or per label (CVAE)")
+    if all("traversal" in g for g in grids.values()):  # cells evaluated before traversals were drawn lack them
+        rows = {f"{label[k]}: z{int(j)}": images for k, g in grids.items()
+                for j, images in zip(g["traversal_dims"], g["traversal"])}
+        drawn["traversal"] = figures.image_rows(rows, out / "traversal.png",
+                                                "Latent traversals: one dimension swept over its mean ± 3 sd, "
+                                                "the others fixed at the first test image's code")
     maps = {}
     for key, (_, run) in shown.items():
         saved, codes = _npz(run / "map.npz"), _npz(run / "codes.npz")

@@ -31,7 +31,8 @@ def _save(fig, path: Path) -> Path:
 def image_rows(rows: dict[str, np.ndarray], path: Path, title: str, column_labels: list[str] | None = None) -> Path:
     """A grid of grey images: one labelled row per entry of ``rows`` (each (n, H, W) in [0, 1])."""
     n_cols = max(len(images) for images in rows.values())
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(0.8 * n_cols + 1.6, 0.85 * len(rows) + 0.5), squeeze=False)
+    height = 0.85 * len(rows) + 0.5
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(0.8 * n_cols + 1.6, height), squeeze=False)
     for r, (label, images) in enumerate(rows.items()):
         for c in range(n_cols):
             ax = axes[r, c]
@@ -46,7 +47,8 @@ def image_rows(rows: dict[str, np.ndarray], path: Path, title: str, column_label
             if r == 0 and column_labels:
                 ax.set_title(column_labels[c], fontsize=9)
     fig.suptitle(title, fontsize=11)
-    fig.subplots_adjust(wspace=0.05, hspace=0.08)
+    # the title's room in inches, not a fraction: tall grids (many rows) get no blank band under it
+    fig.subplots_adjust(wspace=0.05, hspace=0.08, top=1 - min(0.12, 0.5 / height))
     return _save(fig, path)
 
 

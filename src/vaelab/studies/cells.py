@@ -32,10 +32,11 @@ CELL_FILES = (CODES_NPZ, MAP_NPZ, GRIDS_NPZ)
 
 
 def dataset_slug(name: str) -> str:
-    """A folder name for a data set: ``idx:/data/tiny`` -> ``idx-tiny``; other names as they are."""
+    """A folder name for a data set: ``idx:/data/tiny`` -> ``idx-tiny``, ``dsprites:600`` -> ``dsprites-600``;
+    other names as they are."""
     if name.startswith("idx:"):
         return "idx-" + (Path(name[4:]).expanduser().resolve().name or "data")
-    return name
+    return name.replace(":", "-")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vaelab.analysis.evaluate import GROUPS
+from vaelab.analysis.evaluate import DEFAULT_GROUPS, GROUPS
 from vaelab.config import PRESETS, EvalSettings, RunConfig, build_config, format_validation_error, merge, read_yaml
 from vaelab.errors import ConfigError
 
@@ -125,7 +125,7 @@ class StudySpec(_Strict):
     train: dict[str, Any] = Field(default_factory=dict, description="training settings shared by every model")
     models: dict[str, ModelSpec] = Field(min_length=1)
     evaluation: EvalSettings = Field(default_factory=EvalSettings)
-    measures: list[str] = Field(default_factory=lambda: list(GROUPS), min_length=1, description="measure groups")
+    measures: list[str] = Field(default_factory=lambda: list(DEFAULT_GROUPS), min_length=1, description="measure groups")
     comparisons: list[ComparisonSpec] = Field(default_factory=list)
     finding: FindingSpec | None = None
     reference: ReferenceSpec | None = None

@@ -111,8 +111,9 @@ def train_epoch(model: LatentModel, optimizer: torch.optim.Optimizer, images: to
 
 
 def make_optimizer(model: LatentModel, config: RunConfig) -> torch.optim.Optimizer:
-    """Adam with the configured learning rate (single-tensor path: deterministic and fast on CPU)."""
-    return torch.optim.Adam(model.parameters(), lr=config.train.lr, foreach=False)
+    """Adam with the configured learning rate (single-tensor path: deterministic and fast on CPU), over the
+    objective's parameter groups (one group of everything, unless a part trains at its own rate)."""
+    return torch.optim.Adam(model.objective.param_groups(model), lr=config.train.lr, foreach=False)
 
 
 def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = None, resume: bool = False,
@@ -180,7 +181,7 @@ def _divergence_message(run_dir: Path, epoch: int, config: RunConfig) -> str:
     kept = (f"the checkpoint of epoch {epoch} is kept in {run_dir}" if epoch > 0
             else f"no epoch finished, so {run_dir} holds no weights")
     lower = f"--lr below {config.train.lr:g}"
-    if config.model.objective in ("vae", "btcvae") and config.model.beta > 1:
+    if config.model.objective in ("vae", "btcvae", "factorvae") and config.model.beta > 1:
         lower += f" or --beta below {config.model.beta:g}"
     return (f"loss became NaN/Inf in epoch {epoch + 1}; {kept}: train again with {lower} (or --precision fp32) "
             f"into another --out, or delete {run_dir} first")
