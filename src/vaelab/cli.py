@@ -365,7 +365,11 @@ def _print_study_table(results: dict, dataset: str, part: dict) -> None:
     from vaelab.analysis.compare import fmt, fmt_ci
     from vaelab.analysis.measures import HEADLINE
 
+    from vaelab.analysis.compare import reference_applies
+
     reference = results["study"].get("reference") or {}
+    if not reference_applies(reference, dataset):
+        reference = {}  # published numbers about another data set
     values = reference.get("values", {})
     measured = [k for k in HEADLINE if any(k in agg for agg in part["aggregate"].values())]
     columns = (["reference"] if reference else []) + [HEADLINE[k] for k in measured]

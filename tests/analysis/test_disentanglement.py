@@ -130,3 +130,4 @@ def test_bad_shapes_are_refused(factors):
         dis.mig(perfect(factors), factors[:, 0])
     with pytest.raises(ValueError, match="at least 2"):
         dis.mig(perfect(factors)[:, :1], factors)
+

@@ -207,3 +207,15 @@ def test_mean_ci_matches_scipy_t_interval():
     assert mean_ci([0.5]) == {"mean": 0.5, "ci": None, "n": 1}
     diff = paired_difference([1.0, 2.0, 3.0], [0.5, 1.0, 2.0])
     assert diff["mean"] == pytest.approx(np.mean([0.5, 1.0, 1.0])) and diff["n"] == 3
+
+
+def test_trustworthiness_on_a_handful_of_points_uses_fewer_neighbours():
+    from sklearn.manifold import trustworthiness
+
+    from vaelab.analysis.measures import map_trustworthiness
+
+    rng = np.random.default_rng(0)
+    codes, embedding = rng.normal(size=(9, 4)), rng.normal(size=(9, 2))
+    assert map_trustworthiness(codes, embedding)["tsne_trustworthiness"] == pytest.approx(
+        trustworthiness(codes, embedding, n_neighbors=4))
+    assert np.isnan(map_trustworthiness(codes[:2], embedding[:2])["tsne_trustworthiness"])

@@ -27,24 +27,29 @@ EXTRACTOR = "conv16-conv32-fc128"
 
 
 class DigitClassifier(nn.Module):
-    """Conv 16@5x5 -> pool -> Conv 32@5x5 -> pool -> Dense 128 (features) -> Dense K."""
+    """Conv 16@5x5 -> pool -> Conv 32@5x5 -> pool -> Dense 128 (features) -> Dense K.
 
-    def __init__(self, n_classes: int = 10):
+    Sized from the images: the first layer reads their C channels, the dense layer the
+    32 x (H/4) x (W/4) pooled features (32 x 7 x 7 at 28x28).
+    """
+
+    def __init__(self, n_classes: int = 10, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
+        channels, height, width = image_shape
         self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(),
+            nn.Flatten(), nn.Linear(32 * (height // 4) * (width // 4), 128), nn.ReLU(),
         )
         self.head = nn.Linear(128, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits of images (N, 1, 28, 28)."""
+        """Class logits of images (N, C, H, W)."""
         return self.head(self.body(x))
 
     @torch.no_grad()
     def features_and_probabilities(self, images: torch.Tensor, batch: int = 500) -> tuple[np.ndarray, np.ndarray]:
-        """128-d features and class probabilities of images (N, 1, 28, 28) in [0, 1]."""
+        """128-d features and class probabilities of images (N, C, H, W) in [0, 1]."""
         self.eval()
         device = next(self.parameters()).device
         feats, probs = [], []
@@ -60,7 +65,7 @@ def train_classifier(data: Dataset, seed: int, epochs: int = 4,
     """Train the classifier on the training split (on ``device``); return it and its test accuracy."""
     n_classes = len(data.class_names)
     with seeded_torch(seed, "classifier-init"):
-        model = DigitClassifier(n_classes)
+        model = DigitClassifier(n_classes, data.image_shape)
     model.to(device)
     images, labels = to_tensor(data.train_images).to(device), torch.from_numpy(data.train_labels).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=False)
@@ -81,17 +86,17 @@ def train_classifier(data: Dataset, seed: int, epochs: int = 4,
 def load_or_train_classifier(folder: Path, data: Dataset, seed: int, epochs: int = 4,
                              device: torch.device | str = "cpu") -> tuple[DigitClassifier, dict]:
     """The classifier saved in ``folder`` for this data set and seed (trained there first if missing), on ``device``."""
-    if data.image_shape != (1, 28, 28):
+    if min(data.image_shape[1:]) < 4:
         shape = "x".join(map(str, data.image_shape))
-        raise DataError(f"the feature classifier ({EXTRACTOR}) takes 1x28x28 images and {data.name} has {shape}: "
-                        "leave out the generation and perturbation measures (e.g. --measures "
-                        "separation,knn,probe,clustering,map,health,likelihood)")
+        raise DataError(f"the feature classifier ({EXTRACTOR}) pools twice and needs images of at least 4x4, and "
+                        f"{data.name} has {shape}: leave out the generation and perturbation measures (e.g. "
+                        "--measures separation,knn,probe,clustering,map,health,likelihood)")
     folder = Path(folder)
     info_path, weights_path = folder / "classifier.json", folder / "weights.safetensors"
     # The data's fingerprint too: a cache made from other data (a swapped idx: folder) is rebuilt.
     wanted = {"extractor": EXTRACTOR, "dataset": data.name, "data_fingerprint": data.fingerprint,
               "seed": seed, "epochs": epochs}
-    cached = _load_cached(info_path, weights_path, wanted, len(data.class_names))
+    cached = _load_cached(info_path, weights_path, wanted, len(data.class_names), data.image_shape)
     if cached is not None:
         model, info = cached
         return model.to(device).eval(), info
@@ -103,7 +108,8 @@ def load_or_train_classifier(folder: Path, data: Dataset, seed: int, epochs: int
     return model, info
 
 
-def _load_cached(info_path: Path, weights_path: Path, wanted: dict, n_classes: int):
+def _load_cached(info_path: Path, weights_path: Path, wanted: dict, n_classes: int,
+                 image_shape: tuple[int, int, int]):
     """The cached classifier if it is whole and made for ``wanted``; None means: train it again.
 
     A stale cache (other data, seed or epochs) or a damaged one (unreadable JSON or
@@ -115,7 +121,7 @@ def _load_cached(info_path: Path, weights_path: Path, wanted: dict, n_classes: i
         info = read_json(info_path)
         if not isinstance(info, dict) or {k: info.get(k) for k in wanted} != wanted:
             return None
-        model = DigitClassifier(n_classes)
+        model = DigitClassifier(n_classes, image_shape)
         model.load_state_dict(load_file(str(weights_path)))
         return model, info
     except (ValueError, OSError, RuntimeError, SafetensorError):  # JSON, file and shape errors

@@ -76,6 +76,15 @@ def collect(folders: list[str | Path]) -> dict[str, dict[str, dict[str, float]]]
     return table
 
 
+def reference_applies(reference: dict | None, dataset: str) -> bool:
+    """Whether a study's published numbers (its ``reference``) are about ``dataset``: one of the data sets
+    they name (all, where they name none), or a user's IDX folder, which may hold that data."""
+    if not reference:
+        return False
+    named = reference.get("datasets")
+    return not named or dataset in named or dataset.startswith("idx:")
+
+
 def load_results(out: str | Path) -> dict[str, Any]:
     """``results.json`` of a study folder, with one-line errors for a missing, damaged or older file."""
     path = Path(out) / "results.json"

@@ -182,10 +182,12 @@ def _perturbation(model, reference: Reference, test: Codes, settings: EvalSettin
 
 
 def to_tensor_float(images: np.ndarray):
-    """float images (N, H, W) in [0, 1] -> tensor (N, 1, H, W)."""
+    """float images (N, H, W) or (N, C, H, W) in [0, 1] (as :func:`generate.decode` returns them) -> tensor
+    (N, C, H, W)."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
+    tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    return tensor.unsqueeze(1) if tensor.ndim == 3 else tensor
 
 
 MEASURES_JSON = "measures.json"

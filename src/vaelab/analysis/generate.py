@@ -26,7 +26,8 @@ def class_centroids(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def decode(model, z: torch.Tensor | np.ndarray, labels=None, batch: int = INFERENCE_BATCH) -> np.ndarray:
-    """Decoded images (N, H, W) in [0, 1] for codes ``z`` (decoded on the model's device).
+    """Decoded images in [0, 1] for codes ``z`` (decoded on the model's device): (N, H, W) for grey images,
+    (N, C, H, W) for colour.
 
     ``labels`` (N,): the classes a conditional model (the CVAE) decodes with; others ignore them.
     """
@@ -35,7 +36,8 @@ def decode(model, z: torch.Tensor | np.ndarray, labels=None, batch: int = INFERE
     model.eval()
     out = [model.decode_images(z[start:start + batch], labels[start:start + batch] if labels is not None else None)
            .cpu() for start in range(0, len(z), batch)]
-    return torch.cat(out)[:, 0].numpy()
+    images = torch.cat(out)
+    return (images[:, 0] if images.shape[1] == 1 else images).numpy()
 
 
 def cycled_labels(n: int, n_classes: int) -> np.ndarray:

@@ -118,10 +118,15 @@ def map_trustworthiness(codes: np.ndarray, embedding: np.ndarray, n_neighbors: i
     """Trustworthiness (Venna & Kaski 2001) of a 2-D map of the codes, on a seeded subsample.
 
     It needs all pairwise distances (O(n^2) memory), so at most ``max_points`` are used.
+    The measure needs ``n_neighbors < n / 2``: on fewer than 22 points it uses fewer neighbours
+    (and is NaN below 4 points, where no neighbourhood is left to compare).
     """
     if len(codes) > max_points:
         keep = np.random.default_rng(derive_seed(seed, "trust")).choice(len(codes), max_points, replace=False)
         codes, embedding = codes[keep], embedding[keep]
+    n_neighbors = min(n_neighbors, (len(codes) - 1) // 2)
+    if n_neighbors < 1:
+        return {"tsne_trustworthiness": float("nan")}
     return {"tsne_trustworthiness": float(sk_trustworthiness(codes, embedding, n_neighbors=n_neighbors))}
 
 

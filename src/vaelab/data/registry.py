@@ -22,6 +22,7 @@ EMBEDDED = "mnist-5k"
 CLASS_NAMES = {
     "fashion-mnist": ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"],
     "dsprites": ["square", "ellipse", "heart"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
 
 
@@ -30,7 +31,7 @@ class Dataset:
     """A labelled image data set split into train and test, as uint8 arrays."""
 
     name: str
-    train_images: np.ndarray  # uint8 (N, H, W)
+    train_images: np.ndarray  # uint8 (N, H, W) for grey images (as IDX files hold them), (N, C, H, W) for colour
     train_labels: np.ndarray  # int64 (N,)
     test_images: np.ndarray
     test_labels: np.ndarray
@@ -45,7 +46,8 @@ class Dataset:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of one image."""
-        return (1, *self.train_images.shape[1:])
+        shape = self.train_images.shape[1:]
+        return (1, *shape) if len(shape) == 2 else tuple(shape)
 
     @property
     def class_names(self) -> list[str]:
@@ -97,9 +99,9 @@ def validated(data: Dataset) -> Dataset:
         if len(images) < minimum:
             raise DataError(f"{data.name}: the {split} split has {len(images)} images; vaelab needs at least "
                             f"{minimum}: give more data (or a smaller --holdout)")
-        if images.ndim != 3 or 0 in images.shape[1:]:
+        if images.ndim not in (3, 4) or 0 in images.shape[1:] or (images.ndim == 4 and images.shape[1] not in (1, 3)):
             raise DataError(f"{data.name}: {split} images have shape {images.shape[1:]}; expected (height, width) "
-                            "single-channel images")
+                            "grey images or (channels, height, width) with 1 or 3 channels")
         if len(np.unique(labels)) < 2:
             raise DataError(f"{data.name}: the {split} split holds a single class; vaelab measures how codes "
                             "separate classes and needs at least 2 in each split")
@@ -127,8 +129,9 @@ def check_same_data(recorded: dict, data: Dataset, where: str | Path) -> None:
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W) -> float32 (N, 1, H, W) in [0, 1]."""
-    return torch.from_numpy(images).unsqueeze(1).to(torch.float32).div_(255.0)
+    """uint8 (N, H, W) or (N, C, H, W) -> float32 (N, C, H, W) in [0, 1] (C = 1 for grey images)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images))
+    return (tensor.unsqueeze(1) if tensor.ndim == 3 else tensor).to(torch.float32).div_(255.0)
 
 
 def stratified_split(images: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int, what: str):
@@ -186,7 +189,8 @@ def candidate_folders(name: str, data_dir: str | None) -> list[Path]:
     if explicit:
         folders.append(Path(explicit))
     folders.append(sources.cache_root() / name)
-    folders.extend(Path(d) for d in sources.REMOTE_DATASETS[name].system_dirs)
+    if name in sources.REMOTE_DATASETS:
+        folders.extend(Path(d) for d in sources.REMOTE_DATASETS[name].system_dirs)
     return folders
 
 
@@ -237,7 +241,11 @@ def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: 
         if problem:
             raise DataError(problem)
         base, _, size = name.partition(":")
-        return validated(_made_here(base).load(seed, holdout, **({"size": int(size)} if size else {})))
+        module = _made_here(base)
+        options = {"size": int(size)} if size else {}
+        if hasattr(module, "locate"):  # files from a folder, the cache or a download
+            options.update(data_dir=data_dir, download=download)
+        return validated(module.load(seed, holdout, **options))
     if name.startswith("idx:"):
         return validated(load_idx_folder(Path(name[4:]).expanduser(), name, holdout, seed))
     if name in sources.REMOTE_DATASETS:
@@ -250,9 +258,11 @@ def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: 
     raise DataError(unknown_dataset(name))
 
 
-# Data sets made here, one module each (``NAME``, ``DESCRIPTION``, ``load(seed, holdout) -> Dataset``, and
-# ``SIZES`` where ``name:N`` picks another size): adding one is a module and a line here.
-MADE_HERE = {"digits": "vaelab.data.digits", "dsprites": "vaelab.data.dsprites"}
+# Data sets with a module each (``NAME``, ``DESCRIPTION``, ``load(seed, holdout, ...) -> Dataset``;
+# ``SIZES`` where ``name:N`` picks another size; ``locate``/``where`` for files found or downloaded):
+# adding one is a module and a line here.
+MADE_HERE = {"digits": "vaelab.data.digits", "dsprites": "vaelab.data.dsprites", "cifar10": "vaelab.data.cifar10",
+             "svhn": "vaelab.data.svhn"}
 
 
 def _made_here(name: str):
@@ -286,6 +296,8 @@ def list_datasets(data_dir: str | None = None) -> list[dict[str, str]]:
         where = f"yes ({folder})" if folder else f"download on first use into {sources.cache_root() / name}"
         rows.append({"name": name, "images": "60,000 train / 10,000 test", "available": where})
     for name in MADE_HERE:
-        rows.append({"name": name, "images": _made_here(name).DESCRIPTION, "available": "yes (made here)"})
+        module = _made_here(name)
+        where = module.where(data_dir) if hasattr(module, "where") else "yes (made here)"
+        rows.append({"name": name, "images": module.DESCRIPTION, "available": where})
     rows.append({"name": "idx:PATH", "images": "any folder of IDX files", "available": "yes, given a folder"})
     return rows

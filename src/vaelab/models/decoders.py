@@ -1,6 +1,6 @@
 """Decoders from the thesis: MLP and convolutional.
 
-A decoder maps codes (B, latent) to pixel *logits* (B, 1, 28, 28). The thesis's
+A decoder maps codes (B, latent) to pixel *logits* (B, C, H, W). The thesis's
 final sigmoid is applied by :meth:`LatentModel.decode_images`; the loss works on
 logits, where binary cross-entropy is numerically stable.
 """
@@ -12,7 +12,7 @@ from torch import nn
 
 
 class MLPDecoder(nn.Module):
-    """Dense(hidden, LeakyReLU) -> Dense(784) -> 28x28x1 logits.
+    """Dense(hidden, LeakyReLU) -> Dense(C*H*W) -> (C, H, W) logits (784 and 1x28x28 for MNIST).
 
     ``hidden``: one width, or the encoder's several widths (in encoder order), which
     the decoder mirrors: 500, 500, 2000 gives latent -> 2000 -> 500 -> 500 -> 784.
@@ -42,17 +42,22 @@ def _deconv(c_in: int, c_out: int, kernel: int, stride: int, slope: float) -> li
 
 
 class ConvDecoder(nn.Module):
-    """z as 1x1xlatent; ConvT 64@7x7 valid (7x7), 64@5x5, 64@5x5 s2 (14x14), 32@5x5,
-    32@5x5 s2 (28x28), 32@5x5, all LeakyReLU; Conv 1@5x5 same -> logits."""
+    """z as 1x1xlatent; ConvT 64@(H/4 x W/4) valid, 64@5x5, 64@5x5 s2 (H/2), 32@5x5,
+    32@5x5 s2 (H), 32@5x5, all LeakyReLU; Conv C@5x5 same -> logits.
+
+    At 28x28 it is the thesis's decoder (7x7, 14x14, 28x28); the encoder's mirror at other sizes.
+    """
 
     def __init__(self, latent: int, hidden: int = 512, negative_slope: float = 0.3,
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
-        del hidden  # the convolutional decoder's width is fixed by the thesis (28x28 output: see LatentModel)
+        from vaelab.models.encoders import conv_kernel
+
+        del hidden  # the convolutional decoder's width is fixed by the thesis
         s = negative_slope
         self.net = nn.Sequential(
             nn.Unflatten(1, (latent, 1, 1)),
-            nn.ConvTranspose2d(latent, 64, 7, 1), nn.LeakyReLU(s),
+            nn.ConvTranspose2d(latent, 64, conv_kernel(image_shape), 1), nn.LeakyReLU(s),
             *_deconv(64, 64, 5, 1, s),
             *_deconv(64, 64, 5, 2, s),
             *_deconv(64, 32, 5, 1, s),

@@ -1,6 +1,6 @@
 """Encoders from the thesis: MLP and convolutional.
 
-An encoder maps images (B, 1, 28, 28) to the parameters of q(z|x): ``(mean,
+An encoder maps images (B, C, H, W) to the parameters of q(z|x): ``(mean,
 logvar)``. A deterministic encoder (the AE's) has no ``logvar`` head and
 returns ``(code, None)``. Encoders never sample: sampling belongs to the
 objective.
@@ -26,7 +26,7 @@ class _Heads(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """flatten 784 -> Dense(hidden, LeakyReLU) -> Dense(latent) heads ``mean`` [, ``logvar``].
+    """flatten C*H*W (784 for MNIST) -> Dense(hidden, LeakyReLU) -> Dense(latent) heads ``mean`` [, ``logvar``].
 
     ``hidden`` is one width (the thesis's one hidden layer) or several, in order
     (e.g. VaDE's 500, 500, 2000), each followed by a LeakyReLU.
@@ -45,7 +45,7 @@ class MLPEncoder(nn.Module):
         self.heads = _Heads(widths[-1], latent, stochastic)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Images (B, C, 28, 28) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
+        """Images (B, C, H, W) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
         return self.heads(self.trunk(x))
 
 
@@ -54,27 +54,39 @@ def _conv(c_in: int, c_out: int, kernel: int, stride: int, same: bool, slope: fl
     return [nn.Conv2d(c_in, c_out, kernel, stride, padding=kernel // 2 if same else 0), nn.LeakyReLU(slope)]
 
 
+def conv_kernel(image_shape: tuple[int, int, int]) -> tuple[int, int]:
+    """The size after the conv trunk's two halvings, (H/4, W/4): the kernel of its last, "valid" layer.
+
+    7x7 at 28x28 (the thesis's), 8x8 at 32x32, 16x16 at 64x64: the trunk is the thesis's at any size
+    whose sides divide by 4 (checked where the model is built).
+    """
+    return image_shape[1] // 4, image_shape[2] // 4
+
+
 class ConvEncoder(nn.Module):
-    """Conv 32@5x5 s1, 32@5x5 s2, 64@5x5 s1, 64@5x5 s2 (same), 128@7x7 valid -> 1x1; Dense heads."""
+    """Conv 32@5x5 s1, 32@5x5 s2, 64@5x5 s1, 64@5x5 s2 (same), 128@(H/4 x W/4) valid -> 1x1; Dense heads.
+
+    At 28x28 the last kernel is the thesis's 7x7; the first layer reads the images' C channels.
+    """
 
     def __init__(self, latent: int, hidden: int = 512, stochastic: bool = True,
                  negative_slope: float = 0.3, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
-        del hidden  # the convolutional encoder's width is fixed by the thesis (28x28 input: see LatentModel)
+        del hidden  # the convolutional encoder's width is fixed by the thesis
         s = negative_slope
         self.trunk = nn.Sequential(
             *_conv(image_shape[0], 32, 5, 1, True, s),
             *_conv(32, 32, 5, 2, True, s),
             *_conv(32, 64, 5, 1, True, s),
             *_conv(64, 64, 5, 2, True, s),
-            *_conv(64, 128, 7, 1, False, s),
+            nn.Conv2d(64, 128, conv_kernel(image_shape)), nn.LeakyReLU(s),
             nn.Flatten(),
         )
         self.features = 128  # the trunk's output width
         self.heads = _Heads(128, latent, stochastic)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Images (B, C, 28, 28) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
+        """Images (B, C, H, W) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
         return self.heads(self.trunk(x))  # in channels_last where the weights are (see build_model)
 
 

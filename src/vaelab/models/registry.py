@@ -36,9 +36,11 @@ class LatentModel(nn.Module):
         self.image_shape = tuple(image_shape)
         self.n_classes = n_classes
         self.conditional = config.conditional
-        if "conv" in (config.encoder, config.decoder) and self.image_shape[1:] != (28, 28):
-            raise ConfigError(f"the conv encoder/decoder are the thesis's 28x28 architectures, but the images are "
-                              f"{self.image_shape[1]}x{self.image_shape[2]}: use --encoder mlp --decoder mlp")
+        height, width = self.image_shape[1:]
+        if "conv" in (config.encoder, config.decoder) and (height % 4 or width % 4 or min(height, width) < 8):
+            raise ConfigError(f"the conv encoder/decoder halve the images twice, so their sides must divide by 4 "
+                              f"(28, 32, 64, ...), but the images are {height}x{width}: use --encoder mlp "
+                              "--decoder mlp")
         self.objective = make_objective(config)
         self.encoder = self.objective.build_encoder(ENCODERS[config.encoder](
             config.latent, config.mlp_widths(), self.objective.stochastic, config.negative_slope, self.image_shape

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, load_results
+from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, load_results, reference_applies
 from vaelab.errors import RunError
 from vaelab.io import atomic_write
 from vaelab.report import figures
@@ -224,6 +224,7 @@ def render(results: dict, images: dict[str, dict[str, str]], maps: dict[str, dic
             "rows": comparison_rows(part["aggregate"], detail=False),
             "detail_rows": comparison_rows(part["aggregate"], detail=True),
             "images": images.get(dataset, {}),
+            "reference": reference_applies(study.get("reference"), dataset),
             "interactive": (maps or {}).get(dataset) if plotly_js else None,
         })
     context = {

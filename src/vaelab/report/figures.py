@@ -29,7 +29,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def image_rows(rows: dict[str, np.ndarray], path: Path, title: str, column_labels: list[str] | None = None) -> Path:
-    """A grid of grey images: one labelled row per entry of ``rows`` (each (n, H, W) in [0, 1])."""
+    """A grid of images: one labelled row per entry of ``rows``, each (n, H, W) grey (drawn dark on light,
+    as the thesis's figures) or (n, 3, H, W) colour, in [0, 1]."""
     n_cols = max(len(images) for images in rows.values())
     height = 0.85 * len(rows) + 0.5
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(0.8 * n_cols + 1.6, height), squeeze=False)
@@ -40,7 +41,9 @@ def image_rows(rows: dict[str, np.ndarray], path: Path, title: str, column_label
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-            if c < len(images):
+            if c < len(images) and images[c].ndim == 3:  # colour, channels first
+                ax.imshow(np.clip(np.moveaxis(images[c], 0, -1), 0, 1), interpolation="nearest")
+            elif c < len(images):
                 ax.imshow(images[c], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
             if c == 0:
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)

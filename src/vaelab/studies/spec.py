@@ -107,6 +107,9 @@ class ReferenceSpec(_Strict):
     measure: str
     source: str = ""
     values: dict[str, float] = Field(min_length=1, description="model key -> the published value")
+    datasets: list[str] | None = Field(None, description="the data sets the published numbers are about: the "
+                                       "table is shown for these and for idx: folders only (none: for every data "
+                                       "set)")
 
 
 class StudySpec(_Strict):
