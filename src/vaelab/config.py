@@ -68,6 +68,9 @@ class ModelConfig(_Strict):
         "encoder order (e.g. 500,500,2000 as in VaDE; the decoder mirrors them); overrides hidden")
     latent: int = Field(16, gt=0, le=4096, description="latent dimensions")
     negative_slope: float = Field(0.3, ge=0.0, lt=1.0, description="LeakyReLU slope (Keras default)")
+    likelihood: Literal["bernoulli", "gaussian", "gaussian-learned", "continuous-bernoulli"] = Field(
+        "bernoulli", description="p(x|z): bernoulli (the thesis's BCE), gaussian (scale 0.1), gaussian-learned (a "
+        "learned scale per channel) or continuous-bernoulli (Loaiza-Ganem & Cunningham 2019)")
     prior: Literal["normal", "mog", "vamp"] = Field(
         "normal", description="prior p(z): normal N(0, I), mog (K learned Gaussians) or vamp (VampPrior, "
                               "K learned pseudo-inputs)")
@@ -165,8 +168,20 @@ class RunConfig(_Strict):
         return self
 
     def identity(self) -> str:
-        """A stable hash of the resolved config (data, model, training, seed): equal identities are the same run."""
-        return config_hash(self.model_dump(mode="json"))
+        """A stable hash of the resolved config (data, model, training, seed): equal identities are the same run.
+
+        Settings added after runs were first recorded count only where they differ from what runs did before
+        them (:data:`LATER_SETTINGS`): every earlier run keeps its identity, and its study cells are reused.
+        """
+        values = self.model_dump(mode="json")
+        for (section, key), before in LATER_SETTINGS.items():
+            if values[section].get(key) == before:
+                del values[section][key]
+        return config_hash(values)
+
+
+# (section, key) -> the value that reproduces what runs did before the setting existed.
+LATER_SETTINGS: dict[tuple[str, str], Any] = {("model", "likelihood"): "bernoulli"}
 
 
 def config_hash(values: dict[str, Any]) -> str:

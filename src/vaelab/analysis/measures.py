@@ -216,6 +216,9 @@ MEASURE_INFO: dict[str, tuple[str, int]] = {
     "active_units": ("active latent units (Burda et al. 2016)", 0),
     "neg_elbo_binarized": ("negative ELBO on binarised test images, nats", -1),
     "nll_iwae_binarized": ("IWAE negative log-likelihood, binarised, nats", -1),
+    "neg_elbo": ("negative ELBO on the grey levels (continuous likelihoods), nats", -1),
+    "nll_iwae": ("IWAE negative log-likelihood on the grey levels (continuous likelihoods), nats", -1),
+    "nll_iwae_bpd": ("IWAE NLL in bits per dimension (continuous likelihoods, 8 bits for 256 levels)", -1),
     "prior_fd": ("Fréchet distance of prior samples to test images", -1),
     "prior_label_entropy": ("label entropy of prior samples (1 = all classes)", +1),
     "prior_label_confidence": ("classifier confidence on prior samples", +1),
@@ -237,7 +240,7 @@ MEASURE_INFO: dict[str, tuple[str, int]] = {
 HEADLINE = {"silhouette": "silhouette", "knn5_accuracy": "5-NN acc", "linear_probe_accuracy": "probe acc",
             "own_accuracy": "own clusters acc", "recon_bce": "recon BCE", "prior_fd": "prior FD",
             "nll_iwae_binarized": "IWAE NLL", "factor_vae_score": "FactorVAE score", "mig": "MIG",
-            "dci_disentanglement": "DCI dis.", "sap": "SAP"}
+            "dci_disentanglement": "DCI dis.", "sap": "SAP", "nll_iwae_bpd": "bits/dim"}
 
 
 def describe(name: str) -> tuple[str, int]:

@@ -89,6 +89,71 @@ class BernoulliLikelihood:
         return torch.sigmoid(logits)
 
 
+class GaussianLikelihood(nn.Module):
+    """p(x|z) = prod N(x_i; sigmoid(logit_i), sigma_c^2), a scale per channel c: fixed at 0.1 (``gaussian``) or
+    learned with the model (``gaussian-learned``, as the sigma-VAE of Rybkin et al. 2021), kept above 0.001.
+
+    The mean goes through a sigmoid so that it stays in the pixels' [0, 1]; the density is of the pixel
+    values themselves (no dequantisation), reported also in bits per dimension.
+    """
+
+    FIXED_SCALE = 0.1
+    MIN_LOG_SCALE = math.log(1e-3)
+
+    def __init__(self, channels: int, learned: bool):
+        super().__init__()
+        self.name = "gaussian-learned" if learned else "gaussian"
+        log_scale = torch.full((channels,), math.log(self.FIXED_SCALE))
+        if learned:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
+
+    def log_prob(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per example, summed over pixels."""
+        log_scale = self.log_scale.float().clamp(min=self.MIN_LOG_SCALE).view(1, -1, *([1] * (x.dim() - 2)))
+        z = (x.float() - torch.sigmoid(logits.float())) * torch.exp(-log_scale)
+        return (-0.5 * z ** 2 - log_scale - 0.5 * math.log(2 * math.pi)).flatten(1).sum(1)
+
+    @staticmethod
+    def mean(logits: torch.Tensor) -> torch.Tensor:
+        """E[x|z] = sigmoid(logits)."""
+        return torch.sigmoid(logits)
+
+
+class ContinuousBernoulliLikelihood:
+    """p(x|z) = prod CB(x_i; lambda_i) (Loaiza-Ganem & Cunningham 2019): the Bernoulli's cross-entropy made a
+    proper density on [0, 1] by its normalising constant C(lambda); the mean is not lambda but
+    lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)), which the decoded images show."""
+
+    name = "continuous-bernoulli"
+
+    @staticmethod
+    def log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per example, summed over pixels."""
+        distribution = torch.distributions.ContinuousBernoulli(logits=logits.float(), validate_args=False)
+        return distribution.log_prob(x.float()).flatten(1).sum(1)
+
+    @staticmethod
+    def mean(logits: torch.Tensor) -> torch.Tensor:
+        """E[x|z] of the continuous Bernoulli."""
+        return torch.distributions.ContinuousBernoulli(logits=logits.float(), validate_args=False).mean
+
+
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-learned", "continuous-bernoulli")
+
+
+def make_likelihood(name: str, channels: int):
+    """The likelihood p(x|z) called ``name`` (one of :data:`LIKELIHOODS`) for images of ``channels`` channels."""
+    if name == "bernoulli":
+        return BernoulliLikelihood()
+    if name in ("gaussian", "gaussian-learned"):
+        return GaussianLikelihood(channels, learned=name == "gaussian-learned")
+    if name == "continuous-bernoulli":
+        return ContinuousBernoulliLikelihood()
+    raise ValueError(f"unknown likelihood {name!r}")
+
+
 # --- priors ---------------------------------------------------------------------------------------
 
 

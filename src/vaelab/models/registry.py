@@ -8,7 +8,7 @@ from torch import nn
 from vaelab.config import ModelConfig
 from vaelab.errors import ConfigError
 from vaelab.models.decoders import DECODERS, ConditionalDecoder
-from vaelab.models.distributions import BernoulliLikelihood, GaussianPosterior, make_prior
+from vaelab.models.distributions import GaussianPosterior, make_likelihood, make_prior
 from vaelab.models.encoders import ENCODERS, ConditionalEncoder
 from vaelab.models.objectives import make_objective
 from vaelab.seeding import seeded_torch
@@ -53,7 +53,7 @@ class LatentModel(nn.Module):
             self.decoder = ConditionalDecoder(self.decoder, n_classes)
         self.prior = make_prior(config.prior, config.latent, config.prior_components(), self.image_shape)
         self.posterior = GaussianPosterior()
-        self.likelihood = BernoulliLikelihood()
+        self.likelihood = make_likelihood(config.likelihood, self.image_shape[0])
         self.objective.prepare(self)
 
     @property
