@@ -86,9 +86,9 @@ def encode(run: TrainedRun | str | Path, split: str = "test", device: str = "aut
         run = load_run(run, device)
     data = run.load_data()
     if split == "test":
-        return encode_split(run.model, data.test_images, data.test_labels)
+        return encode_split(run.model, data.test_images, data.test_labels, data.test_factors)
     if split == "train":
-        return encode_split(run.model, data.train_images, data.train_labels)
+        return encode_split(run.model, data.train_images, data.train_labels, data.train_factors)
     raise ValueError(f"split must be 'test' or 'train', not {split!r}")
 
 

@@ -168,20 +168,8 @@ class RunConfig(_Strict):
         return self
 
     def identity(self) -> str:
-        """A stable hash of the resolved config (data, model, training, seed): equal identities are the same run.
-
-        Settings added after runs were first recorded count only where they differ from what runs did before
-        them (:data:`LATER_SETTINGS`): every earlier run keeps its identity, and its study cells are reused.
-        """
-        values = self.model_dump(mode="json")
-        for (section, key), before in LATER_SETTINGS.items():
-            if values[section].get(key) == before:
-                del values[section][key]
-        return config_hash(values)
-
-
-# (section, key) -> the value that reproduces what runs did before the setting existed.
-LATER_SETTINGS: dict[tuple[str, str], Any] = {("model", "likelihood"): "bernoulli"}
+        """A stable hash of the resolved config (data, model, training, seed): equal identities are the same run."""
+        return config_hash(self.model_dump(mode="json"))
 
 
 def config_hash(values: dict[str, Any]) -> str:

@@ -46,7 +46,14 @@ def test_every_model_gets_every_metric(short_study):
         assert values["factor_vae_active_dims"] <= 10
     assert "factor_vae_score" in part["finding"]
     assert "FactorVAE score" in stdout and "MIG" in stdout  # the study table's columns
-    assert (out / "runs" / "dsprites-400" / "factorvae-seed0" / "weights.safetensors").is_file()
+    run = out / "runs" / "dsprites-400" / "factorvae-seed0"
+    assert (run / "weights.safetensors").is_file()
+    from vaelab.analysis.disentanglement import mig
+    from vaelab.analysis.encode import Codes
+
+    codes = Codes.load(run / "codes.npz")  # the factors are saved beside the codes: the metrics can be redone
+    assert codes.factors.shape == (len(codes.mean), 5)
+    assert mig(codes.mean, codes.factors)["mig"] == pytest.approx(part["per_seed"]["factorvae"]["0"]["mig"])
 
 
 def test_the_report_shows_the_metrics_and_the_traversals(short_study):

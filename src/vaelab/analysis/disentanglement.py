@@ -15,6 +15,8 @@ Factors with a single value (dSprites' colour) carry no information and are left
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
@@ -234,11 +236,13 @@ def sap(codes: np.ndarray, factors: np.ndarray, seed: int = 0, num_train: int = 
         raise ValueError("SAP compares the two most predictive dimensions: it needs at least 2")
     train, test = _split(len(codes), num_train, num_test, _rng(seed, "sap"))
     scores = np.zeros((codes.shape[1], factors.shape[1]))
-    for j in range(codes.shape[1]):
-        x_train, x_test = codes[train, j:j + 1], codes[test, j:j + 1]
-        for k in range(factors.shape[1]):
-            svm = LinearSVC(C=0.01, class_weight="balanced").fit(x_train, factors[train, k])
-            scores[j, k] = np.mean(svm.predict(x_test) == factors[test, k])
+    with warnings.catch_warnings():  # few images per value of a 40-valued factor: scikit-learn says so, often
+        warnings.simplefilter("ignore", UserWarning)
+        for j in range(codes.shape[1]):
+            x_train, x_test = codes[train, j:j + 1], codes[test, j:j + 1]
+            for k in range(factors.shape[1]):
+                svm = LinearSVC(C=0.01, class_weight="balanced").fit(x_train, factors[train, k])
+                scores[j, k] = np.mean(svm.predict(x_test) == factors[test, k])
     top = np.sort(scores, axis=0)[::-1]
     return {"sap": float(np.mean(top[0] - top[1]))}
 

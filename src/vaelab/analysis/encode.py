@@ -17,17 +17,21 @@ from vaelab.io import write_npz
 
 @dataclass
 class Codes:
-    """Latent codes of one split: posterior means, log-variances (None for the AE), labels."""
+    """Latent codes of one split: posterior means, log-variances (None for the AE), labels, and the images'
+    generating factors where the data knows them (dsprites)."""
 
     mean: np.ndarray  # float32 (N, latent)
     logvar: np.ndarray | None
     labels: np.ndarray  # int64 (N,)
+    factors: np.ndarray | None = None  # int64 (N, K)
 
     def save(self, path: str | Path) -> None:
-        """Write an NPZ with arrays ``mean``, ``labels`` and ``logvar`` (where it exists), atomically."""
+        """Write an NPZ with arrays ``mean``, ``labels``, and ``logvar`` and ``factors`` where they exist, atomically."""
         arrays = {"mean": self.mean, "labels": self.labels}
         if self.logvar is not None:
             arrays["logvar"] = self.logvar
+        if self.factors is not None:
+            arrays["factors"] = self.factors
         write_npz(path, **arrays)
 
     @classmethod
@@ -38,7 +42,8 @@ class Codes:
             raise RunError(f"{path}: no such codes file: run `vaelab encode` first")
         try:
             with np.load(path, allow_pickle=False) as npz:
-                return cls(npz["mean"], npz["logvar"] if "logvar" in npz.files else None, npz["labels"])
+                return cls(npz["mean"], npz["logvar"] if "logvar" in npz.files else None, npz["labels"],
+                           npz["factors"] if "factors" in npz.files else None)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # incl. "pickled data" on junk
             raise RunError(f"{path} is damaged or not a vaelab codes file: write it again with "
                            "`vaelab encode RUN_DIR --out FILE`") from None
@@ -64,10 +69,10 @@ def encode_images(model, images: torch.Tensor, labels=None) -> tuple[np.ndarray,
     return mean, (torch.cat(logvars).numpy() if logvars else None)
 
 
-def encode_split(model, images_uint8: np.ndarray, labels: np.ndarray) -> Codes:
-    """Codes of a uint8 image split."""
+def encode_split(model, images_uint8: np.ndarray, labels: np.ndarray, factors: np.ndarray | None = None) -> Codes:
+    """Codes of a uint8 image split (``factors``: the images' generating factors, kept beside the codes)."""
     from vaelab.data.registry import to_tensor
 
     labels = np.asarray(labels, dtype=np.int64)
     mean, logvar = encode_images(model, to_tensor(images_uint8), labels)
-    return Codes(mean, logvar, labels)
+    return Codes(mean, logvar, labels, None if factors is None else np.asarray(factors, dtype=np.int64))

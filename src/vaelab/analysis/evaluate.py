@@ -101,7 +101,7 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
         timings[name] = round(time.perf_counter() - started, 4)
         return value
 
-    test = timed("encode", lambda: encode_split(model, data.test_images, data.test_labels))
+    test = timed("encode", lambda: encode_split(model, data.test_images, data.test_labels, data.test_factors))
     codes, labels = test.mean.astype(np.float64), test.labels
     need_train = {"knn", "probe"} & set(groups)
     train = timed("encode_train", lambda: encode_split(model, data.train_images, data.train_labels)) if need_train else None
