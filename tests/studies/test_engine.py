@@ -185,3 +185,27 @@ def test_ray_asked_for_without_ray_installed_says_how(tmp_path, tiny, monkeypatc
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ConfigError, match=r"pip install 'vaelab\[ray\]'"):
         executors.make_executor("ray")
+
+
+def test_a_finished_cell_whose_measures_do_not_read_back_is_a_failure_not_a_gap(local_study, tmp_path):
+    """A cell whose measures.json no longer matches its run is listed under failed (the command then exits 2),
+    never silently left out of the means."""
+    import shutil
+
+    from vaelab.hardware import resolve
+    from vaelab.studies.study import aggregate, plan
+
+    out, study_file = local_study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    spec = load_study(study_file)
+    cells = plan(spec)
+    victim = cells[0]
+    (victim.run_dir(copy) / "measures.json").write_text('{"measures": {}, "groups": ["other"]}')
+    failed: list = []
+    results = aggregate(spec, cells, copy, resolve("cpu", "fp32")[1], 1, failed)
+    names = [f["job"] for f in results["failed"]]
+    assert names == [f"{victim.model} seed {victim.seed} on {victim.dataset}"]
+    assert "run the study again to redo it" in results["failed"][0]["error"]
+    (part,) = results["datasets"].values()
+    assert str(victim.seed) not in part["per_seed"][victim.model]

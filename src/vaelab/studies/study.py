@@ -185,8 +185,13 @@ def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved
             run_dir = cell.run_dir(root)
             runs[cell.model][str(cell.seed)] = run_dir.relative_to(root).as_posix()
             saved = measures_current(run_dir, cell.config.model_dump(mode="json"), settings, tuple(spec.measures))
-            if saved is None:
-                continue  # failed (listed under "failed"); the others are aggregated without it
+            if saved is None:  # failed (listed under "failed"); the others are aggregated without it
+                name = f"{cell.model} seed {cell.seed} on {dataset}"
+                if not any(f["job"] == name for f in failed):  # finished, yet its measures do not read back
+                    failed.append({"job": name, "error": f"{run_dir.relative_to(root)}: its measures.json, model.json "
+                                                         "or saved codes do not match this cell: run the study "
+                                                         "again to redo it"})
+                continue
             per_seed[cell.model][str(cell.seed)] = saved["measures"]
             if saved.get("classifier") is not None:
                 classifiers.setdefault(str(cell.seed), saved["classifier"])
