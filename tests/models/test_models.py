@@ -136,10 +136,10 @@ def test_building_a_model_does_not_touch_the_global_rng():
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_conv_parts_refuse_images_that_are_not_28x28():
+def test_conv_parts_refuse_images_whose_sides_do_not_halve_twice():
     from vaelab.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="images are 32x32: use --encoder mlp --decoder mlp"):
-        build_model(ModelConfig(encoder="conv", decoder="mlp"), 0, image_shape=(1, 32, 32))
+    with pytest.raises(ConfigError, match="images are 30x30: use --encoder mlp --decoder mlp"):
+        build_model(ModelConfig(encoder="conv", decoder="mlp"), 0, image_shape=(1, 30, 30))
     model = build_model(ModelConfig(encoder="mlp", decoder="mlp", hidden=8, latent=2), 0, image_shape=(1, 32, 32))
     assert model.decode(torch.zeros(1, 2)).shape == (1, 1, 32, 32)
