@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)  ## the thesis study end to end (quick profile, mnist-5k), report in $(OUT)/
 	$(VENV)/bin/vaelab reproduce --out $(OUT)
 
-test: $(STAMP)  ## the default suite (about 10 minutes on 2 cores)
+test: $(STAMP)  ## the default suite (about 11 minutes on 2 cores)
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)  ## end-to-end tests that train real models (CI runs them too)
