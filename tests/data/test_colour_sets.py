@@ -165,7 +165,7 @@ def test_a_colour_run_from_the_cli(tmp_path):
     assert "prior_fd" in result.stdout and "silhouette" in result.stdout
 
 
-@pytest.mark.slow  # a whole study end to end (minutes on 2 cores): CI runs it with -m slow
+@pytest.mark.slow  # a whole shrunk study end to end (15-25 s on 2 cores): CI runs it with -m slow
 def test_the_thesis_study_runs_on_colour_images_without_mnist_s_table(tmp_path):
     import json
 

@@ -34,7 +34,7 @@ def short_study(tmp_path_factory):
     return root / "out", result.stdout
 
 
-@pytest.mark.slow  # a whole study end to end (minutes on 2 cores): CI runs it with -m slow
+@pytest.mark.slow  # a whole shrunk study end to end (15-25 s on 2 cores): CI runs it with -m slow
 def test_every_model_gets_every_metric(short_study):
     out, stdout = short_study
     results = json.loads((out / "results.json").read_text())
@@ -57,7 +57,7 @@ def test_every_model_gets_every_metric(short_study):
     assert mig(codes.mean, codes.factors)["mig"] == pytest.approx(part["per_seed"]["factorvae"]["0"]["mig"])
 
 
-@pytest.mark.slow  # a whole study end to end (minutes on 2 cores): CI runs it with -m slow
+@pytest.mark.slow  # a whole shrunk study end to end (15-25 s on 2 cores): CI runs it with -m slow
 def test_the_report_shows_the_metrics_and_the_traversals(short_study):
     out, _ = short_study
     html = (out / "report.html").read_text()

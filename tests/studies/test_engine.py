@@ -147,7 +147,7 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="the Ray extra is not installed (pip install 'vaelab[ray]')")
 
 
-@pytest.mark.slow  # a whole study end to end (minutes on 2 cores): CI runs it with -m slow
+@pytest.mark.slow  # a whole shrunk study end to end (15-25 s on 2 cores): CI runs it with -m slow
 @needs_ray
 def test_ray_gives_byte_identical_results_to_local(local_study, tmp_path):
     out, study_file = local_study

@@ -47,7 +47,7 @@ def transductive_study(tmp_path_factory, tiny) -> Path:
     return folder / "out"
 
 
-@pytest.mark.slow  # a whole study end to end (minutes on 2 cores): CI runs it with -m slow
+@pytest.mark.slow  # a whole shrunk study end to end (15-25 s on 2 cores): CI runs it with -m slow
 def test_a_variants_study_runs_transductively_and_names_the_best_model(transductive_study, tiny):
     results = json.loads((transductive_study / "results.json").read_text())
     assert results["study"]["protocol"] == "transductive" and not results["failed"]
@@ -67,7 +67,7 @@ def test_a_variants_study_runs_transductively_and_names_the_best_model(transduct
     assert "transductive protocol" in report and "conditional" in report
 
 
-@pytest.mark.slow  # a whole study end to end (minutes on 2 cores): CI runs it with -m slow
+@pytest.mark.slow  # a whole shrunk study end to end (15-25 s on 2 cores): CI runs it with -m slow
 def test_the_best_model_finding_is_against_the_reference_model(transductive_study, tiny):
     from vaelab.studies.spec import validate_study
     from vaelab.studies.study import best_model_sentence
