@@ -138,7 +138,8 @@ def _config_option(name: str, field) -> inspect.Parameter:
 
 def _train_signature() -> inspect.Signature:
     """``vaelab train``'s options: a few of its own, then one per config field (written once, in config.py)."""
-    from vaelab.config import PRESETS, run_options
+    from vaelab.config import run_options
+    from vaelab.models.registry import PRESETS
 
     own = [
         ("model", Optional[str], typer.Option(None, "--model", "-m", help=f"preset: {', '.join(PRESETS)} "
@@ -166,18 +167,11 @@ def _print_train_summary(run) -> None:
     seconds = sum(row["seconds"] for row in run.history)
     cfg, hw = run.config, run.hardware
     typer.echo(
-        f"trained {cfg.model.encoder}/{cfg.model.decoder} {cfg.model.objective}{_model_extras(cfg.model)} "
+        f"trained {cfg.model.encoder}/{cfg.model.decoder} {cfg.model.describe(weight=False)} "
         f"on {cfg.data.name}: "
         f"{len(run.history)} epochs in {seconds:.1f} s ({hw.get('device', '?')}, {hw.get('precision', '?')}), "
         f"test loss {last.get('test_loss', float('nan')):.2f} ({terms}) -> {run.run_dir}"
     )
-
-
-def _model_extras(model) -> str:
-    """What sets a model apart beyond its objective: a learned prior, labels (the CVAE)."""
-    extras = [f"{model.prior} prior"] if model.prior != "normal" else []
-    extras += ["conditional"] if model.conditional else []
-    return f" ({', '.join(extras)})" if extras else ""
 
 
 @app.command()
@@ -284,11 +278,8 @@ def study_show(
     for key in spec.models:
         cell = next(c for c in cells if c.model == key)
         cfg = cell.config
-        weight = {"vae": "β", "btcvae": "β", "factorvae": "γ"}.get(cfg.model.objective)
-        objective = cfg.model.objective + (f" {weight}={cfg.model.beta:g}" if weight else "")
-        objective += _model_extras(cfg.model)
         table.add_row(key, spec.label(key), spec.models[key].preset, f"{cfg.model.encoder}/{cfg.model.decoder}",
-                      objective, str(cfg.model.latent), str(cfg.train.epochs), str(cfg.train.batch_size),
+                      cfg.model.describe(), str(cfg.model.latent), str(cfg.train.epochs), str(cfg.train.batch_size),
                       f"{cfg.train.lr:g}", cell.identity)
     _console().print(table)
     epochs = sum(c.config.train.epochs for c in cells)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from vaelab.errors import ConfigError
+from vaelab.models import registry as models
+from vaelab.models.base import ModelSettings
 
 
 class _Strict(BaseModel):
@@ -42,100 +44,17 @@ class DataConfig(_Strict):
         return value
 
 
-# mog: one component per class of the digit data sets (VaDE's choice); vamp: Tomczak & Welling's 500.
-DEFAULT_COMPONENTS = {"mog": 10, "vamp": 500}
+# The model section: one model's settings, told apart by their `objective` (each model's module declares its
+# own; see vaelab.models.base). A section of any earlier vaelab version is upgraded before it is read.
+ModelSection = Annotated[Union[models.settings_classes()], Field(discriminator="objective")]  # type: ignore[valid-type]
+_MODEL_SECTION: TypeAdapter[ModelSettings] = TypeAdapter(ModelSection)
 
 
-class ModelConfig(_Strict):
-    """Architecture and objective.
-
-    Defaults: hidden 512 and latent 16. The thesis does not state them; 512 is
-    the usual width of a one-hidden-layer MNIST VAE (Kingma & Welling used 500),
-    and 16 dimensions are enough for sharp MNIST reconstructions while small
-    enough for the KL term to prune unused units, which the measures can show.
-    """
-
-    encoder: Literal["mlp", "conv"] = Field("mlp", description="encoder: mlp or conv (overrides the preset)")
-    decoder: Literal["mlp", "conv"] = Field("mlp", description="decoder: mlp or conv (overrides the preset)")
-    objective: Literal["ae", "vae", "iwae", "btcvae", "vade", "gmvae", "factorvae"] = Field(
-        "vae", description="objective: ae, vae, iwae, btcvae, vade, gmvae or factorvae (overrides the preset)")
-    beta: float = Field(1.0, ge=0.0, allow_inf_nan=False,
-                        description="weight of the KL term (vae: beta-VAE, 1 is the VAE) or of the total "
-                                    "correlation (btcvae; factorvae: Kim & Mnih's gamma)")
-    hidden: int = Field(512, gt=0, le=16384, description="hidden width of the MLP parts")
-    hidden_layers: tuple[int, ...] | None = Field(
-        None, min_length=1, max_length=16, description="widths of several hidden layers of the MLP parts, "
-        "encoder order (e.g. 500,500,2000 as in VaDE; the decoder mirrors them); overrides hidden")
-    latent: int = Field(16, gt=0, le=4096, description="latent dimensions")
-    negative_slope: float = Field(0.3, ge=0.0, lt=1.0, description="LeakyReLU slope (Keras default)")
-    likelihood: Literal["bernoulli", "gaussian", "gaussian-learned", "continuous-bernoulli"] = Field(
-        "bernoulli", description="p(x|z): bernoulli (the thesis's BCE), gaussian (scale 0.1), gaussian-learned (a "
-        "learned scale per channel) or continuous-bernoulli (Loaiza-Ganem & Cunningham 2019)")
-    prior: Literal["normal", "mog", "vamp"] = Field(
-        "normal", description="prior p(z): normal N(0, I), mog (K learned Gaussians) or vamp (VampPrior, "
-                              "K learned pseudo-inputs)")
-    components: int | None = Field(
-        None, gt=0, le=100000, description=f"K of the mog/vamp prior (default mog {DEFAULT_COMPONENTS['mog']}, "
-                                           f"vamp {DEFAULT_COMPONENTS['vamp']})")
-    samples: int = Field(5, gt=0, le=5000, description="importance samples per image of the iwae objective")
-    conditional: bool = Field(False, description="condition the encoder and decoder on the class label (CVAE, "
-                                                 "with the vae objective)")
-    pretrain_epochs: int = Field(0, ge=0, le=100000,
-                                 description="vade: first epochs trained as an AE, then the GMM initialisation")
-    balance: float = Field(1.0, ge=0.0, allow_inf_nan=False,
-                           description="gmvae: weight of the term against collapsing into one cluster")
-
-    @model_validator(mode="after")
-    def _settings_of_their_model(self) -> "ModelConfig":
-        # A setting that the model does not use is refused rather than ignored: it would change the run's
-        # identity without changing the run.
-        if self.objective in ("ae", "iwae") and self.beta != 1.0:
-            raise ValueError(f"beta applies to the vae, btcvae and factorvae objectives, not {self.objective}")
-        if self.objective == "ae" and self.prior != "normal":
-            raise ValueError("prior applies to the stochastic objectives (vae, iwae, btcvae), not the ae")
-        if self.objective in ("btcvae", "factorvae") and self.prior != "normal":
-            raise ValueError(f"the {self.objective} objective's total correlation is measured against the "
-                             "factorised prior: prior normal")
-        if self.objective in ("vade", "gmvae") and self.prior != "mog":
-            raise ValueError(f"the {self.objective} objective needs the mixture prior: prior mog")
-        if self.objective != "vade" and self.pretrain_epochs != 0:
-            raise ValueError("pretrain_epochs applies to the vade objective only")
-        if self.conditional and self.objective != "vae":
-            raise ValueError("conditional applies to the vae objective (the CVAE) only")
-        if self.objective != "gmvae" and self.balance != 1.0:
-            raise ValueError("balance applies to the gmvae objective only")
-        if self.prior == "normal" and self.components is not None:
-            raise ValueError("components applies to the mog and vamp priors only")
-        if self.objective != "iwae" and self.samples != 5:
-            raise ValueError("samples applies to the iwae objective only")
-        return self
-
-    @field_validator("hidden_layers", mode="before")
-    @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
-        if isinstance(value, str):  # the command line gives "500,500,2000"
-            try:
-                return tuple(int(part) for part in value.split(",") if part.strip())
-            except ValueError:
-                raise ValueError("give the widths as integers separated by commas, e.g. 500,500,2000") from None
-        return value
-
-    @field_validator("hidden_layers")
-    @classmethod
-    def _positive_widths(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
-        if value is not None and not all(0 < width <= 16384 for width in value):
-            raise ValueError("every width must be between 1 and 16384")
-        return value
-
-    def mlp_widths(self) -> tuple[int, ...]:
-        """The hidden widths of the MLP encoder (the decoder uses them reversed): ``hidden_layers`` or ``(hidden,)``."""
-        return tuple(self.hidden_layers) if self.hidden_layers else (self.hidden,)
-
-    def prior_components(self) -> int:
-        """K of the mog/vamp prior, its default where not given (0 for the normal prior)."""
-        if self.prior == "normal":
-            return 0
-        return self.components if self.components is not None else DEFAULT_COMPONENTS[self.prior]
+def ModelConfig(**values: Any) -> ModelSettings:  # noqa: N802 (the name of the model section's type in vaelab 0.1)
+    """A model's settings from keyword settings, read as a run config's model section is (the ``vae`` model
+    where ``objective`` is not given; the forms of earlier versions upgraded). Raises pydantic's
+    ``ValidationError``; :func:`build_config` turns it into one line."""
+    return _MODEL_SECTION.validate_python(models.upgrade(values))
 
 
 class TrainConfig(_Strict):
@@ -157,14 +76,19 @@ class RunConfig(_Strict):
     """Everything one training run needs."""
 
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
+    model: ModelSection = Field(default_factory=lambda: ModelConfig())
     train: TrainConfig = TrainConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _model_section_of_any_version(cls, values: Any) -> Any:
+        if isinstance(values, dict) and isinstance(values.get("model"), dict):
+            values = {**values, "model": models.upgrade(values["model"])}
+        return values
+
     @model_validator(mode="after")
-    def _a_stage_after_pretraining(self) -> "RunConfig":
-        if self.model.pretrain_epochs and self.train.epochs <= self.model.pretrain_epochs:
-            raise ValueError(f"train.epochs ({self.train.epochs}) must exceed model.pretrain_epochs "
-                             f"({self.model.pretrain_epochs}): the vade stage comes after the pre-training")
+    def _a_schedule_the_model_fits(self) -> "RunConfig":
+        self.model.check_epochs(self.train.epochs)
         return self
 
     def identity(self) -> str:
@@ -178,7 +102,7 @@ def config_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+SECTIONS = ("data", "model", "train")
 
 
 def run_options() -> dict[str, tuple[str, str, Any]]:
@@ -187,36 +111,12 @@ def run_options() -> dict[str, tuple[str, str, Any]]:
     The one list behind ``vaelab train``'s options and the API's keyword options;
     ``data.name`` is called ``dataset``.
     """
+    fields = {"data": DataConfig.model_fields, "model": models.options(), "train": TrainConfig.model_fields}
     options = {}
-    for section, model in SECTIONS.items():
-        for key, field in model.model_fields.items():
+    for section in SECTIONS:
+        for key, field in fields[section].items():
             options["dataset" if (section, key) == ("data", "name") else key] = (section, key, field)
     return options
-
-
-# The study's three models, the "better encoder, same decoder" variant of its future work, and the
-# variants that its conclusion asks for (see the README's "The models"). Each preset names the settings
-# that make it what it is, so that a run's label can be read back from its config.
-_MLP = {"encoder": "mlp", "decoder": "mlp"}
-PRESETS: dict[str, dict[str, Any]] = {
-    "ae": {**_MLP, "objective": "ae", "prior": "normal"},
-    "vae": {**_MLP, "objective": "vae", "prior": "normal"},
-    "conv-vae": {"encoder": "conv", "decoder": "conv", "objective": "vae", "prior": "normal"},
-    "convenc-vae": {"encoder": "conv", "decoder": "mlp", "objective": "vae", "prior": "normal"},
-    "iwae": {**_MLP, "objective": "iwae", "prior": "normal"},  # Burda et al. 2016, k = 5
-    "vamp": {**_MLP, "objective": "vae", "prior": "vamp"},  # Tomczak & Welling 2018, K = 500
-    "mog-vae": {**_MLP, "objective": "vae", "prior": "mog"},  # a learned 10-Gaussian prior, trained jointly
-    "btcvae": {**_MLP, "objective": "btcvae", "prior": "normal", "beta": 6.0},  # Chen et al. 2018
-    "vade": {**_MLP, "objective": "vade", "prior": "mog", "pretrain_epochs": 5},  # Jiang et al. 2017
-    "gmvae": {**_MLP, "objective": "gmvae", "prior": "mog"},  # Dilokthanakul et al. 2016, Shu's formulation
-    "cvae": {**_MLP, "objective": "vae", "prior": "normal", "conditional": True},  # Sohn et al. 2015
-    # Kim & Mnih 2018; gamma (here beta) = 30, from the grid of Locatello et al. 2019 (10 to 100)
-    "factorvae": {**_MLP, "objective": "factorvae", "prior": "normal", "beta": 30.0},
-}
-for _settings in PRESETS.values():
-    _settings.setdefault("conditional", False)
-# The settings that say which model a run is (the others, such as beta, are its tuning).
-PRESET_KEYS = ("encoder", "decoder", "objective", "prior", "conditional")
 
 
 class EvalSettings(_Strict):
@@ -238,18 +138,29 @@ class EvalSettings(_Strict):
 
 
 def preset(name: str) -> dict[str, Any]:
-    """The model settings of a named preset (one of :data:`PRESETS`)."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown model preset {name!r}: choose one of {', '.join(PRESETS)}")
-    return dict(PRESETS[name])
+    """The model settings of a named preset (one of :data:`vaelab.models.registry.PRESETS`)."""
+    if name not in models.PRESETS:
+        raise ConfigError(f"unknown model preset {name!r}: choose one of {', '.join(models.PRESETS)}")
+    return dict(models.PRESETS[name])
 
 
 def format_validation_error(error: ValidationError) -> str:
     """One line naming the first offending key and why it is wrong."""
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "config"
+    loc = list(first["loc"])
+    objective = None
+    if len(loc) >= 2 and loc[0] == "model" and loc[1] in models.MODELS:  # the union's tag: not a key
+        objective = loc.pop(1)
+    key = ".".join(str(part) for part in loc) or "config"
     message = first["msg"]
+    if first["type"] == "union_tag_invalid":
+        return (f"invalid config value for '{key}.objective': choose one of {', '.join(models.MODELS)} "
+                f"(got {first['ctx']['tag']!r})")
     if first["type"] == "extra_forbidden":
+        owners = [name for name, module in models.MODELS.items() if loc[-1] in module.Settings.model_fields]
+        if objective is not None and owners:
+            return (f"invalid config: {loc[-1]} applies to the {', '.join(owners)} objective"
+                    f"{'s' if len(owners) > 1 else ''} only, not {objective}: remove it or choose that model")
         return f"unknown config key {key!r}: remove it or check its spelling"
     if first["type"] == "value_error" and key in ("config", *SECTIONS):  # a rule across settings
         return f"invalid config: {message.removeprefix('Value error, ')}"

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from vaelab.config import ModelConfig
 from vaelab.models import build_model
-from vaelab.models.objectives import permute_dimensions
+from vaelab.models.factorvae import permute_dimensions
 from vaelab.seeding import torch_generator
 
 SMALL = dict(objective="factorvae", prior="normal", beta=30.0, hidden=16, latent=3)

@@ -10,7 +10,7 @@ import torch
 from vaelab.config import ModelConfig
 from vaelab.models import build_model
 from vaelab.models.distributions import kl_standard_normal as kl_per_dimension, reparameterize
-from vaelab.models.objectives import bce_per_example
+from vaelab.models.distributions import bce_per_example
 from vaelab.seeding import torch_generator
 
 

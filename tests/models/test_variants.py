@@ -129,7 +129,7 @@ def test_the_iwae_bound_tightens_with_more_samples():
     x = torch.bernoulli(torch.rand(32, 1, 28, 28), generator=torch_generator(0, "x"))
     with torch.no_grad():
         elbo = torch.stack([model.objective(model, x, x, torch_generator(0, "n", i))["loss"] for i in range(50)]).mean()
-        model.objective.samples = 50
+        model.objective.settings = model.objective.settings.model_copy(update={"samples": 50})
         iwae = torch.stack([model.objective(model, x, x, torch_generator(1, "n", i))["loss"] for i in range(5)]).mean()
     assert iwae < elbo - 1.0  # an untrained model's posterior is poor: importance weighting gains many nats
 
@@ -257,7 +257,7 @@ def test_a_learned_prior_survives_a_kill_and_resume_bit_for_bit(tiny_idx_folder,
     (dict(objective="ae", prior="vamp"), "prior applies to the stochastic objectives"),
     (dict(objective="vae", samples=10), "samples applies to the iwae objective only"),
     (dict(prior="normal", components=10), "components applies to the mog and vamp priors only"),
-    (dict(objective="iwae", beta=4.0), "beta applies to the vae, btcvae and factorvae objectives"),
+    (dict(objective="iwae", beta=4.0), "beta applies to the vae, btcvae, cvae objectives only, not iwae"),
     (dict(objective="btcvae", prior="mog"), "measured against the factorised prior"),
 ])
 def test_settings_a_model_does_not_use_are_refused(settings, message):
@@ -294,7 +294,7 @@ def test_kl_between_diagonal_gaussians_against_scipy_integration():
 
 
 def test_vade_with_one_standard_component_is_the_vae():
-    from vaelab.models.objectives import VaDEObjective
+    from vaelab.models.vade import Objective as VaDEObjective
 
     model = build_model(ModelConfig(objective="vade", prior="mog", components=1, **SMALL), 0)
     _one_component_standard_normal(model)
@@ -306,7 +306,7 @@ def test_vade_with_one_standard_component_is_the_vae():
 
 
 def test_vade_kl_by_hand_with_two_components():
-    from vaelab.models.objectives import VaDEObjective
+    from vaelab.models.vade import Objective as VaDEObjective
 
     model = build_model(ModelConfig(objective="vade", prior="mog", components=2, hidden=8, latent=1), 0)
     model.prior = _mixture([[-1.0], [2.0]], [[0.5], [1.0]], [0.3, 0.7])

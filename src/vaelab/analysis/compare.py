@@ -11,26 +11,29 @@ from typing import Any
 from vaelab.analysis import stats
 from vaelab.analysis.evaluate import read_measures
 from vaelab.analysis.measures import MEASURE_INFO, describe, is_detail
-from vaelab.config import PRESET_KEYS, PRESETS, flatten
+from vaelab.config import flatten
 from vaelab.errors import RunError
 from vaelab.io import read_json
+from vaelab.models.registry import PRESET_KEYS, PRESETS
 from vaelab.training.checkpoint import read_model_json
 
 
 def run_label(config) -> str:
     """A short name for a run's model: its preset name where it matches one, else encoder/decoder/objective."""
     model = config.model
-    usual_beta = 1.0
+    weight = model.weight()
+    usual = type(model).model_fields[weight[0]].default if weight else None
     for name, settings in PRESETS.items():
         if all(getattr(model, key) == settings[key] for key in PRESET_KEYS):
-            label, usual_beta = name, settings.get("beta", 1.0)
+            label = name
+            usual = settings.get(weight[0], usual) if weight else None
             break
     else:
         label = f"{model.encoder}/{model.decoder}/{model.objective}"
         if model.prior != "normal":
             label += f"/{model.prior}"
-    if model.beta != usual_beta:
-        label += f" β={model.beta:g}"
+    if weight and weight[2] != usual:
+        label += f" {weight[1]}={weight[2]:g}"
     return f"{label} ({config.data.name}, {config.train.epochs} ep)"
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from vaelab.errors import RunError
-from vaelab.models.registry import INFERENCE_BATCH
+from vaelab.models.base import INFERENCE_BATCH
 from vaelab.io import write_npz
 
 

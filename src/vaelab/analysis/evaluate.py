@@ -32,6 +32,7 @@ from vaelab.config import EvalSettings
 from vaelab.data.registry import Dataset, to_tensor
 from vaelab.errors import ConfigError, RunError
 from vaelab.io import read_json, write_json
+from vaelab.models.base import INFERENCE_BATCH
 
 GROUPS = ("separation", "knn", "probe", "clustering", "map", "health", "likelihood", "generation", "perturbation",
           "disentanglement")
@@ -128,7 +129,7 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
     if "health" in groups:
         health = timed("reconstruction", lambda: likelihood.reconstruction_errors(model, images, test.mean,
                                                                                  labels=labels))
-        if stochastic and model.prior.name == "normal":
+        if stochastic and model.prior.closed_form_kl:
             health.update(timed("kl", lambda: measures.kl_per_dimension(test.mean, test.logvar)))
         elif stochastic:  # a learned prior's KL does not split by dimension: its total, by Monte Carlo
             health.update(timed("kl", lambda: likelihood.kl_monte_carlo(model, images, seed, labels)))
@@ -153,7 +154,6 @@ def own_clusters(model, images_uint8: np.ndarray) -> np.ndarray:
     """The model's own cluster of each image (:meth:`LatentModel.clusters`), in batches on its device."""
     import torch
 
-    from vaelab.models.registry import INFERENCE_BATCH
 
     images = to_tensor(images_uint8).to(model.device)
     with torch.no_grad():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vaelab.models.registry import INFERENCE_BATCH
+from vaelab.models.base import INFERENCE_BATCH
 from vaelab.seeding import torch_generator
 
 

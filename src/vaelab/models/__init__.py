@@ -1,15 +1,10 @@
-"""Models: the thesis's encoders and decoders, objectives, and their assembly."""
+"""Models: one module per model (its settings, presets, loss and stages), the thesis's encoders and
+decoders, the probabilistic parts, and their assembly.
 
-from vaelab.models.decoders import ConvDecoder, MLPDecoder
-from vaelab.models.encoders import ConvEncoder, MLPEncoder
-from vaelab.models.distributions import (BernoulliLikelihood, GaussianPosterior, MixturePrior, StandardNormalPrior,
-                                         VampPrior, make_prior)
-from vaelab.models.objectives import (AutoencoderObjective, BetaTCVAEObjective, BetaVAEObjective, IWAEObjective,
-                                      make_objective)
-from vaelab.models.registry import LatentModel, build_model
+:mod:`vaelab.models.registry` lists the models; :func:`build_model` assembles one from its settings.
+"""
 
-__all__ = [
-    "AutoencoderObjective", "BernoulliLikelihood", "BetaTCVAEObjective", "BetaVAEObjective", "ConvDecoder",
-    "ConvEncoder", "GaussianPosterior", "IWAEObjective", "LatentModel", "MLPDecoder", "MLPEncoder", "MixturePrior",
-    "StandardNormalPrior", "VampPrior", "build_model", "make_objective", "make_prior",
-]
+from vaelab.models.latent import LatentModel, build_model
+from vaelab.models.registry import MODELS, PRESETS, make_objective
+
+__all__ = ["LatentModel", "MODELS", "PRESETS", "build_model", "make_objective"]

@@ -71,19 +71,4 @@ class ConvDecoder(nn.Module):
         return self.net(z)  # in channels_last where the weights are (see build_model)
 
 
-class ConditionalDecoder(nn.Module):
-    """p(x|z,y): another decoder that reads the code beside the one-hot label (the CVAE's decoder)."""
-
-    def __init__(self, base: nn.Module, n_classes: int):
-        super().__init__()
-        self.n_classes = n_classes
-        self.net = base
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Codes (B, latent) and integer labels (B,) -> pixel logits."""
-        from vaelab.models.encoders import one_hot
-
-        return self.net(torch.cat([z, one_hot(labels, self.n_classes, z)], dim=1))
-
-
 DECODERS = {"mlp": MLPDecoder, "conv": ConvDecoder}

@@ -30,6 +30,11 @@ from torch import nn
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+def bce_per_example(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy from logits, summed over pixels: one value per example."""
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
+
+
 def log_normal_diag(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mean, diag(exp(logvar))), summed over the last dimension."""
     return -0.5 * (LOG_2PI + logvar + (z - mean).pow(2) / logvar.exp()).sum(-1)
@@ -161,6 +166,7 @@ class StandardNormalPrior(nn.Module):
     """p(z) = N(0, I): the VAE's prior (Kingma & Welling 2014); its KL has a closed form."""
 
     name = "normal"
+    closed_form_kl = True  # KL(q(z|x) || p(z)) per dimension in closed form (kl_per_dimension)
 
     def __init__(self, latent: int):
         super().__init__()
@@ -189,6 +195,8 @@ class MixturePrior(nn.Module):
     """
 
     name = "mog"
+    closed_form_kl = False
+    has_clusters = True  # p(c|z) by Bayes' rule assigns each code a component
 
     def __init__(self, latent: int, components: int):
         super().__init__()
@@ -242,6 +250,7 @@ class VampPrior(nn.Module):
     """
 
     name = "vamp"
+    closed_form_kl = False
 
     def __init__(self, latent: int, components: int, image_shape: tuple[int, int, int]):
         super().__init__()

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 
-class _Heads(nn.Module):
+class Heads(nn.Module):
     """The ``mean`` head and, for a stochastic encoder, the ``logvar`` head."""
 
     def __init__(self, features: int, latent: int, stochastic: bool):
@@ -42,7 +42,7 @@ class MLPEncoder(nn.Module):
             layers += [nn.Linear(n_in, n_out), nn.LeakyReLU(negative_slope)]
         self.features = widths[-1]  # the trunk's output width
         self.trunk = nn.Sequential(*layers)
-        self.heads = _Heads(widths[-1], latent, stochastic)
+        self.heads = Heads(widths[-1], latent, stochastic)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images (B, C, H, W) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
@@ -83,66 +83,11 @@ class ConvEncoder(nn.Module):
             nn.Flatten(),
         )
         self.features = 128  # the trunk's output width
-        self.heads = _Heads(128, latent, stochastic)
+        self.heads = Heads(128, latent, stochastic)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Images (B, C, H, W) -> ``(mean, logvar)`` of q(z|x) (``logvar`` None for the AE)."""
         return self.heads(self.trunk(x))  # in channels_last where the weights are (see build_model)
-
-
-class MixtureEncoder(nn.Module):
-    """q(y|x) q(z|x,y) on another encoder's trunk: the GMVAE's posterior (Rui Shu's formulation).
-
-    A ``cluster`` head gives the logits of the categorical q(y|x); the Gaussian
-    heads read the trunk's features beside the one-hot y, giving q(z|x,y) for
-    every y at once. ``forward`` returns the moment-matched Gaussian of the
-    mixture sum_y q(y|x) q(z|x,y) (its mean is the code the measures read);
-    :meth:`posterior` gives the parts the objective needs.
-    """
-
-    def __init__(self, base: nn.Module, components: int, latent: int):
-        super().__init__()
-        self.components = components
-        self.features = base.features
-        self.trunk = base.trunk
-        self.cluster = nn.Linear(base.features, components)
-        self.heads = _Heads(base.features + components, latent, stochastic=True)
-
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(logits of q(y|x) (B, K), means (B, K, d), logvars (B, K, d))`` of q(z|x,y) for every y."""
-        h = self.trunk(x)
-        batch, k = len(h), self.components
-        onehots = torch.eye(k, dtype=h.dtype, device=h.device).expand(batch, k, k)
-        mean, logvar = self.heads(torch.cat([h.unsqueeze(1).expand(batch, k, h.shape[1]), onehots], dim=2))
-        return self.cluster(h), mean, logvar
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mixture's mean and log-variance (moment-matched, per dimension)."""
-        logits, means, logvars = self.posterior(x)
-        weights = torch.softmax(logits.float(), dim=1).unsqueeze(2)
-        means, variances = means.float(), logvars.float().exp()
-        mean = (weights * means).sum(1)
-        variance = (weights * (variances + means.pow(2))).sum(1) - mean.pow(2)
-        return mean, variance.clamp_min(1e-12).log()
-
-
-class ConditionalEncoder(nn.Module):
-    """q(z|x,y) on another encoder's trunk: the CVAE's encoder (Sohn et al. 2015).
-
-    The trunk reads the image; the heads read its features beside the one-hot label.
-    """
-
-    def __init__(self, base: nn.Module, n_classes: int, latent: int):
-        super().__init__()
-        self.n_classes = n_classes
-        self.features = base.features
-        self.trunk = base.trunk
-        self.heads = _Heads(base.features + n_classes, latent, stochastic=True)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mean, logvar)`` of q(z|x,y) for images and their integer labels."""
-        h = self.trunk(x)
-        return self.heads(torch.cat([h, one_hot(labels, self.n_classes, h)], dim=1))
 
 
 def one_hot(labels: torch.Tensor, n_classes: int, like: torch.Tensor) -> torch.Tensor:

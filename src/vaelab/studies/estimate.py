@@ -15,7 +15,7 @@ import torch
 
 from vaelab.config import RunConfig
 from vaelab.hardware import autocast, resolve
-from vaelab.models.registry import build_model
+from vaelab.models.latent import build_model
 from vaelab.training.trainer import make_optimizer, prepare_targets
 
 TIMED_BATCHES = 3

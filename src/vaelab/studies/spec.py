@@ -28,8 +28,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vaelab.analysis.evaluate import DEFAULT_GROUPS, GROUPS
-from vaelab.config import PRESETS, EvalSettings, RunConfig, build_config, format_validation_error, merge, read_yaml
+from vaelab.config import EvalSettings, RunConfig, build_config, format_validation_error, merge, read_yaml
 from vaelab.errors import ConfigError
+from vaelab.models.registry import PRESETS
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"  # also a folder name: no spaces, slashes or upper case
 BUILTIN_DIR = Path(__file__).parent / "builtin"
@@ -237,12 +238,12 @@ class StudySpec(_Strict):
             values["data_dir"] = data_dir
         if epochs_scale is not None:
             for name, spec in values["models"].items():
+                settings = self.run_config(name, self.datasets[0], self.seeds[0]).model
+                stages = settings.scaled_stages(epochs_scale)  # a staged model keeps each of its stages
+                spec["model"].update(stages)
+                scaled = settings.model_copy(update=stages)
                 epochs = spec["train"].get("epochs", self.train.get("epochs", 10))
-                pretrain = spec["model"].get("pretrain_epochs", PRESETS[spec["preset"]].get("pretrain_epochs", 0))
-                if pretrain:  # a staged model keeps a stage after its pre-training
-                    spec["model"]["pretrain_epochs"] = max(1, round(pretrain * epochs_scale))
-                spec["train"]["epochs"] = max(1 + (spec["model"].get("pretrain_epochs") or 0),
-                                              round(epochs * epochs_scale))
+                spec["train"]["epochs"] = max(1 + scaled.stage_epochs(), round(epochs * epochs_scale))
         return validate_study(values, "the study")
 
     def to_yaml(self) -> str:

@@ -23,7 +23,8 @@ from vaelab.data.registry import Dataset, check_same_data, load_dataset, to_tens
 from vaelab.errors import RunError, TrainingDiverged
 from vaelab.hardware import autocast, keep_recorded_precision, make_deterministic, resolve
 from vaelab.io import folder_lock, remove_stale_temporaries
-from vaelab.models.registry import INFERENCE_BATCH, LatentModel, build_model
+from vaelab.models.base import INFERENCE_BATCH
+from vaelab.models.latent import LatentModel, build_model
 from vaelab.training import checkpoint as ckpt
 from vaelab.seeding import torch_generator
 
@@ -181,8 +182,7 @@ def _divergence_message(run_dir: Path, epoch: int, config: RunConfig) -> str:
     kept = (f"the checkpoint of epoch {epoch} is kept in {run_dir}" if epoch > 0
             else f"no epoch finished, so {run_dir} holds no weights")
     lower = f"--lr below {config.train.lr:g}"
-    if config.model.objective in ("vae", "btcvae", "factorvae") and config.model.beta > 1:
-        lower += f" or --beta below {config.model.beta:g}"
+    lower += config.model.divergence_advice()
     return (f"loss became NaN/Inf in epoch {epoch + 1}; {kept}: train again with {lower} (or --precision fp32) "
             f"into another --out, or delete {run_dir} first")
 
