@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
 from pydantic.fields import FieldInfo
 
 from vaelab.models import ae, btcvae, cvae, factorvae, gmvae, iwae, vade, vae
@@ -73,4 +74,6 @@ def options() -> dict[str, FieldInfo]:
             fields.setdefault(key, field)
         for key, (annotation, default) in settings.LEGACY_OPTIONS.items():
             fields.setdefault(key, FieldInfo.from_annotated_attribute(annotation, default))
+    fields["objective"] = FieldInfo.from_annotated_attribute(str, Field(
+        "vae", description=f"the model: {', '.join(MODELS)} (overrides the preset)"))
     return fields
