@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 OUT    ?= results
 
-.PHONY: run test test-slow bench clean-venv
+.PHONY: run test test-slow lint bench clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)  ## the default suite (about 11 minutes on 2 cores)
 
 test-slow: $(STAMP)  ## end-to-end tests that train real models (CI runs them too)
 	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)  ## ruff's pyflakes rules over the code, tests and benchmarks (CI runs it first)
+	$(VENV)/bin/ruff check src tests bench
 
 bench: $(STAMP)
 	$(PY) bench/train_throughput.py
