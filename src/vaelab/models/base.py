@@ -125,6 +125,22 @@ class ModelSettings(BaseModel):
         extras = [f"{self.prior} prior"] if self.prior != "normal" else []
         return extras + (["conditional"] if self.conditional else [])
 
+    def settings_note(self) -> str:
+        """What the report's model table says after the objective: ``(β=4.0), mog prior``; the model's weight,
+        its own other settings, its prior and its labels."""
+        parts = []
+        main = self.weight()
+        if main is not None:
+            parts.append(f"({main[1]}={main[2]})")
+        shared = set(ModelSettings.model_fields) | ({main[0]} if main else set())
+        parts += [f"({key}={value})" for key, value in self.model_dump().items() if key not in shared]
+        note = " ".join(parts)
+        if self.prior != "normal":
+            note += f", {self.prior} prior"
+        if self.conditional:
+            note += ", conditional on the label"
+        return (" " + note) if note and not note.startswith(",") else note
+
     def describe(self, weight: bool = True) -> str:
         """The model in a few words: ``vae β=4 (vamp prior)`` (without the weight: ``vae (vamp prior)``)."""
         text = self.objective

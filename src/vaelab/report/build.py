@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, load_results, reference_applies
+from vaelab.config import ModelConfig
 from vaelab.errors import RunError
 from vaelab.io import atomic_write
 from vaelab.report import figures
@@ -232,6 +233,8 @@ def render(results: dict, images: dict[str, dict[str, str]], maps: dict[str, dic
         "study": study,
         "models": list(study["models"]),
         "labels": {k: v["label"] for k, v in study["models"].items()},
+        # each model's own settings, said by the model (a results.json of any version: read as a run config)
+        "notes": {k: ModelConfig(**v["model"]).settings_note() for k, v in study["models"].items()},
         "sections": sections,
         "plotly_js": plotly_js if any(section["interactive"] for section in sections) else None,
         "thesis": "thesis" in study.get("panels", []),
