@@ -30,8 +30,8 @@ def run_label(config) -> str:
             break
     else:
         label = f"{model.encoder}/{model.decoder}/{model.objective}"
-        if model.prior != "normal":
-            label += f"/{model.prior}"
+        if model.learned_prior():
+            label += f"/{model.learned_prior()}"
     if weight and weight[2] != usual:
         label += f" {weight[1]}={weight[2]:g}"
     return f"{label} ({config.data.name}, {config.train.epochs} ep)"

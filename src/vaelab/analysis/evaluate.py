@@ -154,7 +154,6 @@ def own_clusters(model, images_uint8: np.ndarray) -> np.ndarray:
     """The model's own cluster of each image (:meth:`LatentModel.clusters`), in batches on its device."""
     import torch
 
-
     images = to_tensor(images_uint8).to(model.device)
     with torch.no_grad():
         return torch.cat([model.clusters(images[i:i + INFERENCE_BATCH]).cpu()

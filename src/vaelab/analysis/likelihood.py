@@ -17,9 +17,8 @@ from typing import Callable
 
 import torch
 
-from vaelab.models.distributions import log_normal_diag
 from vaelab.models.base import INFERENCE_BATCH
-from vaelab.models.distributions import bce_per_example
+from vaelab.models.distributions import bce_per_example, log_normal_diag
 from vaelab.seeding import torch_generator
 
 

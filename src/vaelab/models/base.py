@@ -120,26 +120,25 @@ class ModelSettings(BaseModel):
         """The model's main weight as (setting, symbol, value), e.g. ("beta", "β", 4.0); None if it has none."""
         return None
 
+    def learned_prior(self) -> str | None:
+        """The name of the model's prior where it is not the fixed N(0, I) (``mog``, ``vamp``); else None."""
+        return self.prior if self.prior != "normal" else None
+
     def extras(self) -> list[str]:
         """What sets the model apart beyond its objective: a learned prior, labels (the CVAE)."""
-        extras = [f"{self.prior} prior"] if self.prior != "normal" else []
-        return extras + (["conditional"] if self.conditional else [])
+        prior = self.learned_prior()
+        return ([f"{prior} prior"] if prior else []) + (["conditional"] if self.conditional else [])
 
     def settings_note(self) -> str:
         """What the report's model table says after the objective: ``(β=4.0), mog prior``; the model's weight,
         its own other settings, its prior and its labels."""
-        parts = []
         main = self.weight()
-        if main is not None:
-            parts.append(f"({main[1]}={main[2]})")
+        own = [f"({main[1]}={main[2]})"] if main else []
         shared = set(ModelSettings.model_fields) | ({main[0]} if main else set())
-        parts += [f"({key}={value})" for key, value in self.model_dump().items() if key not in shared]
-        note = " ".join(parts)
-        if self.prior != "normal":
-            note += f", {self.prior} prior"
-        if self.conditional:
-            note += ", conditional on the label"
-        return (" " + note) if note and not note.startswith(",") else note
+        own += [f"({key}={value})" for key, value in self.model_dump().items() if key not in shared]
+        prior = self.learned_prior()
+        tail = ([f"{prior} prior"] if prior else []) + (["conditional on the label"] if self.conditional else [])
+        return "".join(f" {part}" for part in own) + "".join(f", {part}" for part in tail)
 
     def describe(self, weight: bool = True) -> str:
         """The model in a few words: ``vae β=4 (vamp prior)`` (without the weight: ``vae (vamp prior)``)."""
@@ -187,11 +186,6 @@ class Objective:
 
     def __init__(self, settings: ModelSettings):
         self.settings = settings
-
-    @property
-    def name(self) -> str:
-        """The model's name (its ``objective`` setting)."""
-        return self.settings.objective
 
     def build_encoder(self, encoder: torch.nn.Module, n_classes: int) -> torch.nn.Module:
         """The posterior network built on the configured encoder (that encoder itself, by default)."""

@@ -20,7 +20,7 @@ import torch
 from pydantic import Field
 
 from vaelab.models import base
-from vaelab.models.mmd import gaussian_kernel, mmd_biased
+from vaelab.models.mmd import gaussian_kernel, mmd_biased, prior_draws_like
 
 
 class Settings(base.ModelSettings):
@@ -54,8 +54,7 @@ class Objective(base.Objective):
         z = model.posterior.sample(mean, logvar, noise)
         recon = -model.likelihood.log_prob(model.decode(z, labels), target).mean()
         kl = model.kl(mean.float(), logvar.float(), z.float()).mean()
-        draws = model.sample_prior(len(z), noise) if noise is not None else torch.randn_like(z)
-        mmd = mmd_biased(z.float(), draws.float(), gaussian_kernel)
+        mmd = mmd_biased(z.float(), prior_draws_like(model, z, noise).float(), gaussian_kernel)
         alpha, lam = self.settings.alpha, self.settings.info_lambda
         return {"loss": recon + (1.0 - alpha) * kl + (alpha + lam - 1.0) * mmd, "recon": recon, "kl": kl,
                 "mmd": mmd}

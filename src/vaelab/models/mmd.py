@@ -24,6 +24,14 @@ Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 WAE_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
+def prior_draws_like(model, z: torch.Tensor, noise: torch.Generator | None) -> torch.Tensor:
+    """As many draws from the model's prior as ``z`` has rows, from ``noise`` (torch's global generator,
+    as everywhere else, without one): the other sample of the MMD."""
+    if noise is None:
+        return torch.randn_like(z)  # the priors these models accept are N(0, I)
+    return model.sample_prior(len(z), noise)
+
+
 def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """||x_i - y_j||^2 for every pair: (n, d), (m, d) -> (n, m)."""
     return (x.unsqueeze(1) - y.unsqueeze(0)).pow(2).sum(-1)

@@ -18,7 +18,7 @@ import torch
 from pydantic import Field
 
 from vaelab.models import base
-from vaelab.models.mmd import imq_kernels, mmd_unbiased
+from vaelab.models.mmd import imq_kernels, mmd_unbiased, prior_draws_like
 
 
 class Settings(base.ModelSettings):
@@ -47,8 +47,7 @@ class Objective(base.Objective):
         recon = -model.likelihood.log_prob(model.decode(code, labels), target).mean()
         if len(code) < 2:  # one image has no MMD to estimate
             return {"loss": recon, "recon": recon, "mmd": recon.new_zeros(())}
-        draws = model.sample_prior(len(code), noise) if noise is not None else torch.randn_like(code)
-        mmd = mmd_unbiased(code.float(), draws.float(), imq_kernels())
+        mmd = mmd_unbiased(code.float(), prior_draws_like(model, code, noise).float(), imq_kernels())
         return {"loss": recon + self.settings.mmd_weight * mmd, "recon": recon, "mmd": mmd}
 
 
