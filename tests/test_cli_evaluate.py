@@ -53,6 +53,15 @@ def test_evaluate_rejects_unknown_groups(trained):
     assert result.returncode == 2 and "unknown measure group(s) silhouette" in result.stderr
 
 
+def test_evaluate_rejects_an_unknown_dci_estimator(trained):
+    before = (trained / "ae-0" / "measures.json").read_bytes() if (trained / "ae-0" / "measures.json").exists() else None
+    result = run_cli("evaluate", str(trained / "ae-0"), "--dci-estimator", "trees")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: unknown --dci-estimator 'trees': choose boosted or forest"]
+    after = (trained / "ae-0" / "measures.json").read_bytes() if (trained / "ae-0" / "measures.json").exists() else None
+    assert before == after  # nothing written
+
+
 def test_compare_runs_groups_seeds_of_the_same_model(trained):
     for name in ("vae-0", "vae-1", "ae-0"):
         assert run_cli("evaluate", str(trained / name), "--measures", "separation").returncode == 0

@@ -93,9 +93,13 @@ def encode(run: TrainedRun | str | Path, split: str = "test", device: str = "aut
 
 
 def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *, iwae_k: int = 1000,
-             iwae_examples: int | None = None, device: str = "auto") -> dict[str, float]:
+             iwae_examples: int | None = None, device: str = "auto", dci_estimator: str = "boosted",
+             factor_points: int | None = None) -> dict[str, float]:
     """Measure a run's test codes (``groups``: comma-separated or a tuple; None = all) and write
     ``RUN_DIR/measures.json``; return the measures.
+
+    ``dci_estimator`` and ``factor_points`` are the disentanglement metrics' settings
+    (:class:`vaelab.config.EvalSettings`): Locatello et al.'s by default.
 
     The generation and perturbation measures use vaelab's feature classifier, trained
     once per data set and seed into the user cache (rebuilt if the data changed).
@@ -107,7 +111,8 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
     run = load_run(run_dir, device)
     data = run.load_data()
     seed = run.config.train.seed
-    settings = EvalSettings(iwae_k=iwae_k, iwae_examples=iwae_examples)
+    settings = EvalSettings(iwae_k=iwae_k, iwae_examples=iwae_examples, dci_estimator=dci_estimator,
+                            factor_points=factor_points)
     reference = None
     if {"generation", "perturbation"} & set(chosen):
         from vaelab.analysis.classifier import load_or_train_classifier

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from vaelab.errors import VaelabError
+from vaelab.errors import ConfigError, VaelabError
 
 app = typer.Typer(
     add_completion=False,
@@ -385,15 +385,23 @@ def report(out: Path = typer.Argument(..., help="a study folder (`vaelab study r
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a trained run directory"),
     measures: Optional[str] = typer.Option(None, "--measures", help="comma-separated groups, or all [all]: "
-                                           "separation,knn,probe,clustering,map,health,likelihood,generation,perturbation"),
+                                           "separation,knn,probe,clustering,map,health,likelihood,generation,perturbation,disentanglement"),
     iwae_k: int = typer.Option(1000, "--iwae-k", min=1, help="importance samples per image for the IWAE bound"),
     iwae_examples: Optional[int] = typer.Option(None, "--iwae-examples", min=1, help="test images for IWAE [all]"),
+    dci_estimator: str = typer.Option("boosted", "--dci-estimator", help="DCI's importances: boosted "
+                                      "(gradient-boosted trees, as disentanglement_lib) or forest (about 30x "
+                                      "faster, not comparable with Locatello et al.)"),
+    factor_points: Optional[int] = typer.Option(None, "--factor-points", min=2, help="points of the factor grid "
+                                                "the disentanglement metrics draw from [the whole grid]"),
     device: str = DEVICE_OPTION,
 ) -> None:
     """Measure a run's test codes; write RUN_DIR/measures.json and print a table."""
     from vaelab import api
 
-    values = api.evaluate(run_dir, measures, iwae_k=iwae_k, iwae_examples=iwae_examples, device=device)
+    if dci_estimator not in ("boosted", "forest"):
+        raise ConfigError(f"unknown --dci-estimator {dci_estimator!r}: choose boosted or forest")
+    values = api.evaluate(run_dir, measures, iwae_k=iwae_k, iwae_examples=iwae_examples, device=device,
+                          dci_estimator=dci_estimator, factor_points=factor_points)
     _print_measures(values)
     typer.echo(f"wrote {run_dir / 'measures.json'}")
 

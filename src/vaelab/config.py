@@ -135,6 +135,12 @@ class EvalSettings(_Strict):
     tsne_points: int = Field(2000, gt=10, description="codes on the t-SNE map (a seeded subsample)")
     tsne_iterations: int = Field(500, gt=0, le=100000, description="openTSNE steps after early exaggeration")
     classifier_epochs: int = Field(4, gt=0, le=1000, description="epochs of the feature classifier")
+    factor_points: int | None = Field(None, gt=1, description="points of the factor grid encoded for the "
+                                      "disentanglement metrics (None: the whole grid, as Locatello et al. draw "
+                                      "from the generative process; N: a seeded subset, said in the report)")
+    dci_estimator: Literal["boosted", "forest"] = Field(
+        "boosted", description="DCI's importances: boosted (gradient-boosted trees, as disentanglement_lib) or "
+        "forest (a random forest, about 30x faster, not comparable with Locatello et al.)")
 
 
 def preset(name: str) -> dict[str, Any]:

@@ -1,24 +1,30 @@
 """Disentanglement metrics on data whose generating factors are known (dSprites-like).
 
 Definitions and default settings follow Locatello et al. (2019) and disentanglement_lib
-(``evaluation/metrics/{beta_vae, factor_vae, mig, dci, sap_score}.py``); each metric is a plain
-function ``name(codes, factors, seed=..., ...) -> dict[str, float]``.
+(``evaluation/metrics/{beta_vae, factor_vae, mig, dci, sap_score}.py`` and the sizes of
+``config/unsupervised_study_v1/metric_configs/*.gin``); each metric is a plain function
+``name(codes, factors, seed=..., ...) -> dict[str, float]``.
 
 ``codes`` (N, d) are representations (posterior means); ``factors`` (N, K) are the
-ground-truth factors as integer indices (e.g. shape, scale, orientation, x, y). One
-difference from disentanglement_lib, said once here: the BetaVAE and FactorVAE scores need
-batches of observations that share one factor's value. disentanglement_lib renders them
-from the generative process; here they are drawn from the given images that hold that value
-(the same thing when the images are the whole factor grid, an approximation on a subset).
-Factors with a single value (dSprites' colour) carry no information and are left out.
+ground-truth factors as integer indices (e.g. shape, scale, orientation, x, y). disentanglement_lib
+draws observations from the generative process; here they are drawn from the given points.
+When those are the whole factor grid, encoded once (what :mod:`vaelab.analysis.evaluate` does
+by default), a uniform draw from them is a draw from dSprites' generative process, so the
+two are the same: a deterministic encoder gives a grid point the same code every time. On a
+subset the conditional draws (pairs or batches sharing one factor's value) come from the
+subset's points that hold it. Factors with a single value (dSprites' colour) carry no
+information and are left out.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn import metrics as skm
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
@@ -40,17 +46,28 @@ def _varying(factors: np.ndarray) -> np.ndarray:
     return factors[:, keep]
 
 
-def _groups(factors: np.ndarray) -> list[dict[int, np.ndarray]]:
-    """For each factor, the indices of the images holding each of its values."""
-    return [{int(v): np.flatnonzero(column == v) for v in np.unique(column)} for column in factors.T]
+class _SharedValues:
+    """Draws of points that share one factor's value with given anchor points, by index arithmetic.
 
+    For each factor the points are sorted by its value (stably); a point's value owns the run
+    ``order[start:start + count]`` of that order, so a uniform draw from the run is a uniform
+    draw among the points holding the anchor's value.
+    """
 
-def _fixed_factor_batch(groups: list[dict[int, np.ndarray]], factor: int, size: int,
-                        rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``size`` images sharing one (random) value of ``factor``."""
-    values = list(groups[factor])
-    members = groups[factor][values[rng.integers(len(values))]]
-    return rng.choice(members, size=size, replace=len(members) < size)
+    def __init__(self, factors: np.ndarray) -> None:
+        self.order, self.start, self.count = [], [], []
+        for column in factors.T:
+            order = np.argsort(column, kind="stable")
+            values, first, counts = np.unique(column[order], return_index=True, return_counts=True)
+            slot = np.searchsorted(values, column)
+            self.order.append(order)
+            self.start.append(first[slot])
+            self.count.append(counts[slot])
+
+    def draw(self, factor: int, anchors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each anchor index, the index of a random point (with replacement) sharing its value of ``factor``."""
+        offsets = rng.integers(self.count[factor][anchors])
+        return self.order[factor][self.start[factor][anchors] + offsets]
 
 
 def _split(n: int, n_train: int, n_test: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -68,21 +85,21 @@ def beta_vae_score(codes: np.ndarray, factors: np.ndarray, seed: int = 0, batch_
     """BetaVAE score: accuracy of a linear classifier that tells which factor was held fixed from
     the mean absolute difference of the codes of pairs sharing that factor.
 
-    Each example: pick a factor, draw ``batch_size`` pairs of images that share its value, and
+    Each example, as in disentanglement_lib's ``beta_vae.py``: pick a factor; draw ``batch_size``
+    pairs, each pair's first point at random and its second at random among the points that
+    share the first's value of that factor (so the held value differs from pair to pair);
     average |z1 - z2| over the pairs. Logistic regression (scikit-learn's defaults, as in
     disentanglement_lib) is fitted on ``num_train`` examples and scored on ``num_eval`` others.
     """
     factors = _varying(factors)
     codes = np.asarray(codes, dtype=np.float64)
-    groups, rng = _groups(factors), _rng(seed, "beta_vae")
+    shared, rng = _SharedValues(factors), _rng(seed, "beta_vae")
 
     def examples(n: int) -> tuple[np.ndarray, np.ndarray]:
         features, targets = np.empty((n, codes.shape[1])), rng.integers(factors.shape[1], size=n)
         for i, k in enumerate(targets):
-            values = list(groups[k])
-            members = groups[k][values[rng.integers(len(values))]]
-            first = rng.choice(members, size=batch_size)
-            second = rng.choice(members, size=batch_size)
+            first = rng.integers(len(codes), size=batch_size)
+            second = shared.draw(int(k), first, rng)
             features[i] = np.abs(codes[first] - codes[second]).mean(0)
         return features, targets
 
@@ -95,33 +112,39 @@ def beta_vae_score(codes: np.ndarray, factors: np.ndarray, seed: int = 0, batch_
 
 # --- FactorVAE score (Kim & Mnih 2018) ---------------------------------------------------------
 
+PRUNE_STD = 0.05  # disentanglement_lib's prune_dims.threshold (factor_vae_metric.gin), on the standard deviation
+
+
 def factor_vae_score(codes: np.ndarray, factors: np.ndarray, seed: int = 0, batch_size: int = 64,
                      num_train: int = 10000, num_eval: int = 5000,
                      num_variance_estimate: int = 10000) -> dict[str, float]:
     """FactorVAE score: accuracy of a majority-vote classifier from "the code dimension of least
     variance" to "the factor held fixed".
 
-    Codes are divided by their standard deviation over ``num_variance_estimate`` images;
-    dimensions whose variance is below 0.05 (collapsed) are left out, as in disentanglement_lib.
-    Each vote: fix a factor's value over ``batch_size`` images and take the dimension whose
-    normalised codes vary least. ``factor_vae_active_dims`` says how many dimensions took part.
+    As in disentanglement_lib's ``factor_vae.py``: each dimension's variance over
+    ``num_variance_estimate`` points normalises it; a dimension whose standard deviation is below
+    0.05 is collapsed and takes no part. Each vote: pick a factor, draw ``batch_size`` points
+    sharing the value of that factor held by a random point, and take the active dimension whose
+    normalised variance over the batch is least. ``factor_vae_active_dims`` says how many
+    dimensions took part. (disentanglement_lib counts every dimension there, and indexes its votes
+    by the position among the active dimensions; both differ from this only when some collapsed.)
     """
     factors = _varying(factors)
     codes = np.asarray(codes, dtype=np.float64)
-    groups, rng = _groups(factors), _rng(seed, "factor_vae")
+    shared, rng = _SharedValues(factors), _rng(seed, "factor_vae")
     sample = rng.choice(len(codes), size=min(num_variance_estimate, len(codes)), replace=False)
     variances = codes[sample].var(0, ddof=1)
-    active = variances > 0.05
+    active = np.sqrt(variances) >= PRUNE_STD
     if not active.any():
         return {"factor_vae_train_accuracy": 0.0, "factor_vae_score": 0.0, "factor_vae_active_dims": 0.0}
-    scale = np.sqrt(np.where(active, variances, 1.0))  # collapsed dimensions take no part in the votes
+    global_variances = np.where(active, variances, 1.0)  # collapsed dimensions take no part in the votes
 
     def votes(n: int) -> np.ndarray:
         table = np.zeros((codes.shape[1], factors.shape[1]), dtype=np.int64)
         for _ in range(n):
             k = int(rng.integers(factors.shape[1]))
-            batch = codes[_fixed_factor_batch(groups, k, batch_size, rng)] / scale
-            spread = batch.var(0, ddof=1)
+            anchor = np.full(batch_size, rng.integers(len(codes)))
+            spread = codes[shared.draw(k, anchor, rng)].var(0, ddof=1) / global_variances
             spread[~active] = np.inf
             table[int(np.argmin(spread)), k] += 1
         return table
@@ -185,42 +208,59 @@ def _entropy_normalised(p: np.ndarray, base: int) -> np.ndarray:
     return 1.0 - (-(p * logs).sum(1))
 
 
+DCI_ESTIMATORS = ("boosted", "forest")
+
+
+def _importance_model(estimator: str, seed: int, factor: int):
+    """The classifier whose impurity importances DCI reads, for one factor."""
+    random_state = derive_seed(seed, "dci", factor) % 2**31
+    if estimator == "boosted":  # disentanglement_lib's GradientBoostingClassifier(): 100 rounds of depth-3 trees
+        return GradientBoostingClassifier(random_state=random_state)
+    if estimator == "forest":
+        return RandomForestClassifier(n_estimators=30, max_depth=8, max_features=None, n_jobs=1,
+                                      random_state=random_state)
+    raise ValueError(f"unknown DCI estimator {estimator!r}: choose one of {', '.join(DCI_ESTIMATORS)}")
+
+
+def _fit_one_factor(estimator: str, seed: int, factor: int, x_train: np.ndarray, y_train: np.ndarray,
+                    x_test: np.ndarray, y_test: np.ndarray) -> tuple[np.ndarray, float, float]:
+    model = _importance_model(estimator, seed, factor).fit(x_train, y_train)
+    return (np.abs(model.feature_importances_), float(np.mean(model.predict(x_train) == y_train)),
+            float(np.mean(model.predict(x_test) == y_test)))
+
+
 def dci(codes: np.ndarray, factors: np.ndarray, seed: int = 0, num_train: int = 10000,
-        num_test: int = 5000) -> dict[str, float]:
+        num_test: int = 5000, estimator: str = "boosted") -> dict[str, float]:
     """Disentanglement, completeness and informativeness from the importance of each code dimension
     for predicting each factor.
 
-    One random-forest classifier per factor (30 trees of depth at most 8, every dimension considered
-    at each split, so that importance does not leak to dimensions drawn by chance; impurity importances),
-    as in the original DCI paper, on ``num_train`` images; informativeness is its accuracy on
-    ``num_test`` others. disentanglement_lib uses gradient-boosted trees instead: scikit-learn's
-    ``GradientBoostingClassifier`` took 30 s for only 10 boosting rounds on 10,000 codes here (a
-    40-valued factor grows 40 trees a round), the forest 2.4 s for every factor (measured).
+    One classifier per factor on ``num_train`` points; its impurity importances fill the importance
+    matrix and its accuracy on ``num_test`` others is the informativeness. ``estimator`` is
+    ``"boosted"`` (the default): scikit-learn's ``GradientBoostingClassifier`` with its defaults
+    (100 rounds of depth-3 trees), as disentanglement_lib's ``dci.py``; or ``"forest"``, a faster
+    random forest (30 trees of depth at most 8, every dimension considered at each split, as in the
+    original DCI paper), whose numbers are not comparable with Locatello et al.'s. The factors'
+    classifiers are fitted in parallel threads (the same bytes as one after another).
     Disentanglement weighs each dimension's 1 - entropy (base K) of its importances by its share of
     all importance; completeness averages each factor's 1 - entropy (base d).
     """
-    from sklearn.ensemble import RandomForestClassifier
-
     factors = _varying(factors)
     codes = np.asarray(codes, dtype=np.float64)
+    _importance_model(estimator, seed, 0)  # an unknown estimator fails before any fitting
     train, test = _split(len(codes), num_train, num_test, _rng(seed, "dci"))
-    importance = np.zeros((codes.shape[1], factors.shape[1]))
-    train_accuracy, test_accuracy = [], []
-    for k in range(factors.shape[1]):
-        forest = RandomForestClassifier(n_estimators=30, max_depth=8, max_features=None, n_jobs=2,
-                                        random_state=derive_seed(seed, "dci", k) % 2**31)
-        forest.fit(codes[train], factors[train, k])
-        train_accuracy.append(forest.score(codes[train], factors[train, k]))
-        test_accuracy.append(forest.score(codes[test], factors[test, k]))
-        importance[:, k] = forest.feature_importances_
+    jobs = min(factors.shape[1], len(os.sched_getaffinity(0)))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # scikit-learn's trees grow without the GIL
+        fitted = list(pool.map(lambda k: _fit_one_factor(estimator, seed, k, codes[train], factors[train, k],
+                                                         codes[test], factors[test, k]), range(factors.shape[1])))
+    importance = np.stack([importances for importances, _, _ in fitted], axis=1)
     n_codes, n_factors = importance.shape
     per_code = _entropy_normalised(importance, n_factors) if n_factors > 1 else np.ones(n_codes)
     weights = importance.sum(1) / max(importance.sum(), 1e-12)
     per_factor = _entropy_normalised(importance.T, n_codes) if n_codes > 1 else np.ones(n_factors)
     return {"dci_disentanglement": float((per_code * weights).sum()),
             "dci_completeness": float(per_factor.mean()),
-            "dci_informativeness_train": float(np.mean(train_accuracy)),
-            "dci_informativeness": float(np.mean(test_accuracy))}
+            "dci_informativeness_train": float(np.mean([train_accuracy for _, train_accuracy, _ in fitted])),
+            "dci_informativeness": float(np.mean([test_accuracy for _, _, test_accuracy in fitted]))}
 
 
 # --- SAP score (Kumar et al. 2018) --------------------------------------------------------------
@@ -250,9 +290,11 @@ def sap(codes: np.ndarray, factors: np.ndarray, seed: int = 0, num_train: int = 
 METRICS = {"beta_vae": beta_vae_score, "factor_vae": factor_vae_score, "mig": mig, "dci": dci, "sap": sap}
 
 
-def disentanglement_measures(codes: np.ndarray, factors: np.ndarray, seed: int = 0) -> dict[str, float]:
-    """Every metric above with its default settings, in one dict."""
+def disentanglement_measures(codes: np.ndarray, factors: np.ndarray, seed: int = 0,
+                             dci_estimator: str = "boosted") -> dict[str, float]:
+    """Every metric above with its default settings (Locatello et al.'s sizes), in one dict."""
     result: dict[str, float] = {}
-    for metric in METRICS.values():
-        result.update(metric(codes, factors, seed=seed))
+    for name, metric in METRICS.items():
+        options = {"estimator": dci_estimator} if name == "dci" else {}
+        result.update(metric(codes, factors, seed=seed, **options))
     return result

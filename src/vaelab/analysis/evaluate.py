@@ -13,7 +13,8 @@ Groups (``vaelab evaluate --measures``):
   feature space, label entropy and confidence of the samples
 - ``perturbation``: classifier accuracy on decoded codes + noise, per noise scale
 - ``disentanglement``: BetaVAE and FactorVAE scores, MIG, DCI and SAP against the images'
-  generating factors (only on data that knows them, e.g. ``dsprites``; skipped elsewhere)
+  generating factors (only on data that knows them, e.g. ``dsprites``; skipped elsewhere), at
+  Locatello et al.'s sizes, drawn from the whole factor grid encoded (:func:`factor_codes`)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from vaelab.analysis import generate, likelihood, measures
+from vaelab.analysis.disentanglement import disentanglement_measures
 from vaelab.analysis.embed import tsne_map
 from vaelab.analysis.encode import Codes, encode_split
 from vaelab.config import EvalSettings
@@ -144,10 +146,34 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
     if "perturbation" in groups:
         results.update(timed("perturbation", lambda: _perturbation(model, reference, test, settings, seed)))
     if "disentanglement" in groups and data.test_factors is not None:
-        from vaelab.analysis.disentanglement import disentanglement_measures
-
-        results.update(timed("disentanglement", lambda: disentanglement_measures(codes, data.test_factors, seed)))
+        pool_codes, pool_factors = timed("encode_factor_grid", lambda: factor_codes(model, data, test, settings, seed))
+        results.update(timed("disentanglement", lambda: disentanglement_measures(
+            pool_codes, pool_factors, seed, dci_estimator=settings.dci_estimator)))
+        results["disentanglement_points"] = float(len(pool_factors))
     return evaluation
+
+
+GRID_CHUNK = 16384  # grid images rendered and encoded at a time (64 MB of dSprites' uint8 images)
+
+
+def factor_codes(model, data: Dataset, test: Codes, settings: EvalSettings, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The codes and factors the disentanglement metrics draw from.
+
+    Where the data set is a full factor grid (``data.factor_grid``), every point of it (or
+    ``settings.factor_points`` seeded ones) is rendered and encoded, chunk by chunk, so that the
+    metrics' draws are draws from the generative process, as in Locatello et al.; elsewhere the
+    test split's codes.
+    """
+    grid = data.factor_grid
+    if grid is None:
+        return test.mean.astype(np.float64), test.factors
+    index = subsample(len(grid), settings.factor_points, seed, "factor-grid")
+    factors = grid.points(index)
+    means = []
+    for start in range(0, len(factors), GRID_CHUNK):
+        chunk = factors[start:start + GRID_CHUNK]
+        means.append(encode_split(model, grid.render(chunk), chunk[:, grid.label_factor]).mean)
+    return np.concatenate(means).astype(np.float64), factors
 
 
 def own_clusters(model, images_uint8: np.ndarray) -> np.ndarray:

@@ -226,13 +226,14 @@ MEASURE_INFO: dict[str, tuple[str, int]] = {
     "beta_vae_train_accuracy": ("BetaVAE score's classifier on its training examples", +1),
     "factor_vae_score": ("FactorVAE score: majority vote from the least-varying dimension (Kim & Mnih 2018)", +1),
     "factor_vae_train_accuracy": ("FactorVAE score's classifier on its training votes", +1),
-    "factor_vae_active_dims": ("dimensions with variance above 0.05 (FactorVAE score)", 0),
+    "factor_vae_active_dims": ("dimensions with a standard deviation of at least 0.05 (FactorVAE score)", 0),
     "mig": ("mutual information gap (Chen et al. 2018)", +1),
     "dci_disentanglement": ("DCI disentanglement (Eastwood & Williams 2018)", +1),
     "dci_completeness": ("DCI completeness", +1),
     "dci_informativeness": ("DCI informativeness: held-out accuracy of predicting each factor", +1),
     "dci_informativeness_train": ("DCI informativeness on the training codes", +1),
     "sap": ("separated attribute predictability (Kumar et al. 2018)", +1),
+    "disentanglement_points": ("points of the factor grid the disentanglement metrics drew from", 0),
 }
 
 
@@ -259,4 +260,4 @@ def describe(name: str) -> tuple[str, int]:
 def is_detail(name: str) -> bool:
     """Per-class and per-dimension entries and evaluation settings: shown in detail tables only."""
     return name.startswith(("silhouette_class_", "kl_dim_", "mig_factor_")) or name in (
-        "iwae_k", "iwae_examples", "beta_vae_train_accuracy", "factor_vae_train_accuracy", "dci_informativeness_train")
+        "iwae_k", "iwae_examples", "disentanglement_points", "beta_vae_train_accuracy", "factor_vae_train_accuracy", "dci_informativeness_train")

@@ -100,7 +100,7 @@ def subset_factors(n: int = SUBSET, seed: int = 0) -> np.ndarray:
 def load(seed: int, holdout: float = 0.2, size: int = SUBSET):
     """The ``dsprites`` data set: the fixed 20,000-image subset (``size`` images for ``dsprites:N``), split
     train/test (stratified by shape, the label) by ``seed``; factors are kept beside the images."""
-    from vaelab.data.registry import Dataset, stratified_split
+    from vaelab.data.registry import Dataset, FactorGrid, stratified_split
 
     factors = subset_factors(size)
     images = Renderer().render(factors)
@@ -109,4 +109,5 @@ def load(seed: int, holdout: float = 0.2, size: int = SUBSET):
     name = NAME if size == SUBSET else f"{NAME}:{size}"
     return Dataset(name, images[train_i], factors[train_i, 0], images[test_i], factors[test_i, 0],
                    source="rendered by vaelab.data.dsprites (dSprites-like, not the original file)",
-                   train_factors=factors[train_i], test_factors=factors[test_i], factor_names=list(FACTOR_NAMES))
+                   train_factors=factors[train_i], test_factors=factors[test_i], factor_names=list(FACTOR_NAMES),
+                   factor_grid=FactorGrid(FACTOR_SIZES, Renderer().render))

@@ -8,6 +8,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,6 +27,24 @@ CLASS_NAMES = {
 }
 
 
+@dataclass(frozen=True)
+class FactorGrid:
+    """The generative process of a data set whose images are every point of a grid of factors (dSprites):
+    what the disentanglement metrics draw from, as Locatello et al. draw from the generative process."""
+
+    sizes: tuple[int, ...]  # values of each factor
+    render: Callable[[np.ndarray], np.ndarray]  # factor indices (N, K) -> uint8 images shaped like the data set's
+    label_factor: int = 0  # the factor that is the class label (dsprites: shape)
+
+    def __len__(self) -> int:
+        return int(np.prod(self.sizes))
+
+    def points(self, index: np.ndarray | None = None) -> np.ndarray:
+        """Factor indices (N, K) of the grid points numbered ``index`` in C order (every point for None)."""
+        index = np.arange(len(self)) if index is None else np.asarray(index)
+        return np.stack(np.unravel_index(index, self.sizes), axis=1).astype(np.int64)
+
+
 @dataclass
 class Dataset:
     """A labelled image data set split into train and test, as uint8 arrays."""
@@ -42,6 +61,7 @@ class Dataset:
     train_factors: np.ndarray | None = None
     test_factors: np.ndarray | None = None
     factor_names: list[str] | None = None
+    factor_grid: FactorGrid | None = None  # where the images are points of a full factor grid that can be rendered
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -227,7 +247,7 @@ def transductive(data: Dataset) -> Dataset:
     labels = np.concatenate([data.train_labels, data.test_labels])
     factors = np.concatenate([data.train_factors, data.test_factors]) if data.train_factors is not None else None
     return Dataset(data.name, images, labels, images, labels, data.source, data.label_values, "transductive",
-                   factors, factors, data.factor_names)
+                   factors, factors, data.factor_names, data.factor_grid)
 
 
 def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: bool) -> Dataset:
