@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import run_cli
+from tests.conftest import cli_in_process, run_cli
 from vaelab.errors import ConfigError
 from vaelab.studies.spec import builtin_studies, load_study
 from vaelab.studies.study import plan
+
+BUILTIN_STUDIES = sorted(builtin_studies())
 
 GOOD = {
     "name": "latent-size",
@@ -134,6 +136,14 @@ def test_study_list_and_show(tmp_path):
     assert "compare vae-z8 - vae-z32: silhouette, knn5_accuracy" in shown.stdout
     spec = load_study(tmp_path / "study.yaml")
     assert plan(spec)[0].identity in shown.stdout
+
+
+@pytest.mark.parametrize("name", BUILTIN_STUDIES)
+def test_study_show_with_its_time_estimate_works_on_every_builtin_study(name):
+    # the estimate trains a few batches of every model: the CVAE of `variants` needs labels for it
+    shown = cli_in_process("study", "show", name)
+    assert shown.returncode == 0, shown.stderr
+    assert "estimated training time here:" in shown.stdout
 
 
 def test_the_example_study_files_are_valid_and_match_the_readme():

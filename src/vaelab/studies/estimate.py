@@ -29,12 +29,14 @@ def seconds_per_image(config: RunConfig, image_shape: tuple[int, int, int], devi
     batch = config.train.batch_size
     images = torch.rand((batch, *image_shape), generator=torch.Generator().manual_seed(0)).to(torch_device)
     noise = torch.Generator(device=torch_device).manual_seed(0)
+    # class 0 for every image: a conditional model (the CVAE) needs labels, and their values do not change its time
+    labels = torch.zeros(batch, dtype=torch.long, device=torch_device)
     model.train()
 
     def step():
         target = prepare_targets(images, config, noise)
         with autocast(torch_device, resolved.precision):
-            terms = model.objective(model, target, target, noise)
+            terms = model.objective(model, target, target, noise, labels=labels)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
