@@ -93,6 +93,27 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
                           capture_output=True, text=True, timeout=timeout)
 
 
+def cli_in_process(*args: str) -> subprocess.CompletedProcess:
+    """Run ``vaelab ARGS`` through the console script's entry point in this process (no torch import
+    per call): the same exit codes and one-line errors as :func:`run_cli`, captured the same way."""
+    import contextlib
+    import io
+
+    from vaelab import cli
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, ["vaelab", *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            cli.main()
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(["vaelab", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
 def chromium_path() -> str | None:
     """Debian's chromium, if installed."""
     import shutil

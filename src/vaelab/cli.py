@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 
+from vaelab.analysis.registry import GROUPS as MEASURE_GROUPS
 from vaelab.errors import ConfigError, VaelabError
 
 app = typer.Typer(
@@ -91,6 +92,29 @@ def datasets(data_dir: Optional[str] = typer.Option(None, "--data-dir", help="fo
     table = Table("name", "images", "available", box=None, header_style="bold")
     for row in list_datasets(data_dir):
         table.add_row(row["name"], row["images"], row["available"])
+    _console().print(table)
+
+
+@app.command()
+def measures(
+    group: Optional[str] = typer.Argument(None, help="one measure group [every group]"),
+    details: bool = typer.Option(False, "--details", help="also the per-class, per-dimension and settings entries"),
+) -> None:
+    """List the measures: group, name, which way is better, and what each means (the measure registry)."""
+    from rich.table import Table
+
+    from vaelab.analysis.registry import REGISTRY
+
+    if group is not None and group not in MEASURE_GROUPS:
+        fail(f"unknown measure group {group!r}: choose from {', '.join(MEASURE_GROUPS)}")
+    table = Table("group", "measure", "better", "meaning", box=None, header_style="bold")
+    arrows = {1: "higher", -1: "lower", 0: ""}
+    for entry in REGISTRY:
+        if group in (None, entry.name):
+            for measure in entry.measures:
+                if details or not measure.detail:
+                    table.add_row(entry.name, measure.name, arrows[measure.direction],
+                                  measure.meaning.replace("{}", "<k>"))
     _console().print(table)
 
 
@@ -354,7 +378,7 @@ def _print_study_table(results: dict, dataset: str, part: dict) -> None:
     from rich.table import Table
 
     from vaelab.analysis.compare import fmt, fmt_ci
-    from vaelab.analysis.measures import HEADLINE
+    from vaelab.analysis.registry import HEADLINE
 
     from vaelab.analysis.compare import reference_applies
 
@@ -385,7 +409,7 @@ def report(out: Path = typer.Argument(..., help="a study folder (`vaelab study r
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a trained run directory"),
     measures: Optional[str] = typer.Option(None, "--measures", help="comma-separated groups, or all [all]: "
-                                           "separation,knn,probe,clustering,map,health,likelihood,generation,perturbation,disentanglement"),
+                                           + ",".join(MEASURE_GROUPS)),
     iwae_k: int = typer.Option(1000, "--iwae-k", min=1, help="importance samples per image for the IWAE bound"),
     iwae_examples: Optional[int] = typer.Option(None, "--iwae-examples", min=1, help="test images for IWAE [all]"),
     dci_estimator: str = typer.Option("boosted", "--dci-estimator", help="DCI's importances: boosted "
@@ -410,7 +434,7 @@ def _print_measures(values: dict[str, float]) -> None:
     from rich.table import Table
 
     from vaelab.analysis.compare import fmt, measure_order
-    from vaelab.analysis.measures import describe, is_detail
+    from vaelab.analysis.registry import describe, is_detail
 
     table = Table("measure", "value", "what it is", box=None, header_style="bold")
     for name in sorted(values, key=measure_order):

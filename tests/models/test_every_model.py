@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_tiny_idx
-from vaelab.analysis.evaluate import GROUPS
+from vaelab.analysis.registry import GROUPS, entry
 from vaelab.models.registry import MODELS
 from vaelab.report.build import build_report
 from vaelab.studies.spec import validate_study
@@ -51,6 +51,8 @@ def test_every_model_trains_and_is_measured(every_model_study):
         for measure in ("silhouette", "knn5_accuracy", "linear_probe_accuracy", "kmeans_nmi", "tsne_trustworthiness",
                         "recon_bce", "prior_fd", "perturb_accuracy_s1"):
             assert measure in measures, (name, measure)
+        unregistered = [measure for measure in measures if entry(measure) is None]
+        assert unregistered == [], f"{name} wrote measures the registry does not know"
 
 
 def test_every_model_is_in_the_report(every_model_study):

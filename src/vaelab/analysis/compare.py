@@ -10,7 +10,7 @@ from typing import Any
 
 from vaelab.analysis import stats
 from vaelab.analysis.evaluate import read_measures
-from vaelab.analysis.measures import MEASURE_INFO, describe, is_detail
+from vaelab.analysis.registry import MEASURE_INFO, describe, is_detail
 from vaelab.config import flatten
 from vaelab.errors import RunError
 from vaelab.io import read_json

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -30,17 +30,13 @@ from vaelab.analysis import generate, likelihood, measures
 from vaelab.analysis.disentanglement import disentanglement_measures
 from vaelab.analysis.embed import tsne_map
 from vaelab.analysis.encode import Codes, encode_split
+from vaelab.analysis.registry import CLASSIFIER_GROUPS, GROUPS, TRAIN_CODE_GROUPS
 from vaelab.config import EvalSettings
 from vaelab.data.registry import Dataset, to_tensor
 from vaelab.errors import ConfigError, RunError
 from vaelab.io import read_json, write_json
 from vaelab.models.base import INFERENCE_BATCH
 
-GROUPS = ("separation", "knn", "probe", "clustering", "map", "health", "likelihood", "generation", "perturbation",
-          "disentanglement")
-# What a study measures when its file does not say: every group that applies to any data set.
-DEFAULT_GROUPS = GROUPS[:-1]
-CLASSIFIER_GROUPS = {"generation", "perturbation"}
 
 
 @dataclass
@@ -89,9 +85,104 @@ def subsample(n: int, limit: int | None, seed: int, purpose: str = "tsne") -> np
     return np.sort(numpy_rng(seed, f"{purpose}-subsample").choice(n, limit, replace=False))
 
 
+@dataclass
+class Context:
+    """What a measure group reads: the model, its data, the encoded splits, the settings and the seed."""
+
+    model: Any
+    data: Dataset
+    seed: int
+    settings: EvalSettings
+    reference: Reference | None
+    test: Codes
+    train: Codes | None
+    evaluation: Evaluation
+    timed: Callable[[str, Callable[[], Any]], Any]
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.test.mean.astype(np.float64)
+
+
+def _separation(c: Context) -> dict[str, float]:
+    return c.timed("separation", lambda: measures.separation_measures(c.codes, c.test.labels))
+
+
+def _knn(c: Context) -> dict[str, float]:
+    return c.timed("knn", lambda: measures.knn_accuracy(c.train.mean, c.train.labels, c.test.mean, c.test.labels))
+
+
+def _probe(c: Context) -> dict[str, float]:
+    return c.timed("probe", lambda: measures.linear_probe(c.train.mean, c.train.labels, c.test.mean, c.test.labels))
+
+
+def _clustering(c: Context) -> dict[str, float]:
+    result = c.timed("clustering", lambda: measures.clustering(c.codes, c.test.labels, c.seed))
+    if c.model.has_clusters:  # a mixture prior or a categorical y: the model's own clusters
+        result.update(c.timed("own_clustering", lambda: measures.cluster_scores(
+            c.test.labels, own_clusters(c.model, c.data.test_images), "own")))
+    return result
+
+
+def _map(c: Context) -> dict[str, float]:
+    codes = c.codes
+    index = subsample(len(codes), c.settings.tsne_points, c.seed)
+    c.evaluation.tsne_index = index
+    c.evaluation.tsne = c.timed("tsne", lambda: tsne_map(codes[index], c.seed, iterations=c.settings.tsne_iterations))
+    return c.timed("map", lambda: measures.map_trustworthiness(codes[index], c.evaluation.tsne, seed=c.seed))
+
+
+def _health(c: Context) -> dict[str, float]:
+    images, labels, test = to_tensor(c.data.test_images), c.test.labels, c.test
+    health = c.timed("reconstruction", lambda: likelihood.reconstruction_errors(c.model, images, test.mean,
+                                                                                labels=labels))
+    if test.logvar is not None and c.model.prior.closed_form_kl:
+        health.update(c.timed("kl", lambda: measures.kl_per_dimension(test.mean, test.logvar)))
+    elif test.logvar is not None:  # a learned prior's KL does not split by dimension: its total, by Monte Carlo
+        health.update(c.timed("kl", lambda: likelihood.kl_monte_carlo(c.model, images, c.seed, labels)))
+    health.update(measures.active_units(test.mean))
+    return health
+
+
+def _likelihood(c: Context) -> dict[str, float]:
+    if c.test.logvar is None:  # a deterministic encoder has no bound
+        return {}
+    return c.timed("likelihood", lambda: likelihood.likelihood_measures(
+        c.model, to_tensor(c.data.test_images), c.seed, k=c.settings.iwae_k, max_examples=c.settings.iwae_examples,
+        labels=c.test.labels))
+
+
+def _generation(c: Context) -> dict[str, float]:
+    n_classes = len(np.unique(c.test.labels))
+    return c.timed("generation", lambda: _prior_samples(c.model, c.reference, c.settings, c.seed, n_classes))
+
+
+def _perturbation(c: Context) -> dict[str, float]:
+    return c.timed("perturbation", lambda: _perturbed(c.model, c.reference, c.test, c.settings, c.seed))
+
+
+def _disentanglement(c: Context) -> dict[str, float]:
+    if c.data.test_factors is None:  # only data that knows its factors
+        return {}
+    pool_codes, pool_factors = c.timed("encode_factor_grid", lambda: factor_codes(c.model, c.data, c.test,
+                                                                                  c.settings, c.seed))
+    result = c.timed("disentanglement", lambda: disentanglement_measures(
+        pool_codes, pool_factors, c.seed, dci_estimator=c.settings.dci_estimator))
+    result["disentanglement_points"] = float(len(pool_factors))
+    return result
+
+
+# Each group of the measure registry (vaelab.analysis.registry) and the function that computes it.
+GROUP_FUNCTIONS: dict[str, Callable[[Context], dict[str, float]]] = {
+    "separation": _separation, "knn": _knn, "probe": _probe, "clustering": _clustering, "map": _map,
+    "health": _health, "likelihood": _likelihood, "generation": _generation, "perturbation": _perturbation,
+    "disentanglement": _disentanglement,
+}
+
+
 def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
              settings: EvalSettings | None = None, reference: Reference | None = None) -> Evaluation:
-    """Run the measure ``groups`` for a model on its data set's test split."""
+    """Run the measure ``groups`` for a model on its data set's test split, in the registry's order."""
     settings = settings or EvalSettings()
     if CLASSIFIER_GROUPS & set(groups) and reference is None:
         raise ValueError("generation/perturbation measures need a reference classifier")
@@ -105,51 +196,13 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
         return value
 
     test = timed("encode", lambda: encode_split(model, data.test_images, data.test_labels, data.test_factors))
-    codes, labels = test.mean.astype(np.float64), test.labels
-    need_train = {"knn", "probe"} & set(groups)
-    train = timed("encode_train", lambda: encode_split(model, data.train_images, data.train_labels)) if need_train else None
+    train = timed("encode_train", lambda: encode_split(model, data.train_images, data.train_labels)) \
+        if TRAIN_CODE_GROUPS & set(groups) else None
     evaluation = Evaluation(results, timings, test)
-
-    if "separation" in groups:
-        results.update(timed("separation", lambda: measures.separation_measures(codes, labels)))
-    if "knn" in groups:
-        results.update(timed("knn", lambda: measures.knn_accuracy(train.mean, train.labels, test.mean, labels)))
-    if "probe" in groups:
-        results.update(timed("probe", lambda: measures.linear_probe(train.mean, train.labels, test.mean, labels)))
-    if "clustering" in groups:
-        results.update(timed("clustering", lambda: measures.clustering(codes, labels, seed)))
-        if model.has_clusters:  # a mixture prior or a categorical y: the model's own clusters
-            results.update(timed("own_clustering", lambda: measures.cluster_scores(
-                labels, own_clusters(model, data.test_images), "own")))
-    if "map" in groups:
-        index = subsample(len(codes), settings.tsne_points, seed)
-        evaluation.tsne_index = index
-        evaluation.tsne = timed("tsne", lambda: tsne_map(codes[index], seed, iterations=settings.tsne_iterations))
-        results.update(timed("map", lambda: measures.map_trustworthiness(codes[index], evaluation.tsne, seed=seed)))
-    images = to_tensor(data.test_images)
-    stochastic = test.logvar is not None
-    if "health" in groups:
-        health = timed("reconstruction", lambda: likelihood.reconstruction_errors(model, images, test.mean,
-                                                                                 labels=labels))
-        if stochastic and model.prior.closed_form_kl:
-            health.update(timed("kl", lambda: measures.kl_per_dimension(test.mean, test.logvar)))
-        elif stochastic:  # a learned prior's KL does not split by dimension: its total, by Monte Carlo
-            health.update(timed("kl", lambda: likelihood.kl_monte_carlo(model, images, seed, labels)))
-        health.update(measures.active_units(test.mean))
-        results.update(health)
-    if "likelihood" in groups and stochastic:
-        results.update(timed("likelihood", lambda: likelihood.likelihood_measures(
-            model, images, seed, k=settings.iwae_k, max_examples=settings.iwae_examples, labels=labels)))
-    if "generation" in groups:
-        results.update(timed("generation", lambda: _generation(model, reference, settings, seed,
-                                                               len(np.unique(labels)))))
-    if "perturbation" in groups:
-        results.update(timed("perturbation", lambda: _perturbation(model, reference, test, settings, seed)))
-    if "disentanglement" in groups and data.test_factors is not None:
-        pool_codes, pool_factors = timed("encode_factor_grid", lambda: factor_codes(model, data, test, settings, seed))
-        results.update(timed("disentanglement", lambda: disentanglement_measures(
-            pool_codes, pool_factors, seed, dci_estimator=settings.dci_estimator)))
-        results["disentanglement_points"] = float(len(pool_factors))
+    context = Context(model, data, seed, settings, reference, test, train, evaluation, timed)
+    for name in GROUPS:
+        if name in groups:
+            results.update(GROUP_FUNCTIONS[name](context))
     return evaluation
 
 
@@ -186,7 +239,7 @@ def own_clusters(model, images_uint8: np.ndarray) -> np.ndarray:
                           for i in range(0, len(images), INFERENCE_BATCH)]).numpy()
 
 
-def _generation(model, reference: Reference, settings: EvalSettings, seed: int, n_classes: int) -> dict[str, float]:
+def _prior_samples(model, reference: Reference, settings: EvalSettings, seed: int, n_classes: int) -> dict[str, float]:
     z = generate.prior_draws(model, settings.generation_samples, seed)
     samples = generate.decode(model, z, generate.cycled_labels(len(z), n_classes))  # labels: read by a CVAE only
     features, probabilities = reference.classifier.features_and_probabilities(to_tensor_float(samples))
@@ -194,7 +247,7 @@ def _generation(model, reference: Reference, settings: EvalSettings, seed: int, 
             **{f"prior_{k}": v for k, v in measures.label_entropy(probabilities).items()}}
 
 
-def _perturbation(model, reference: Reference, test: Codes, settings: EvalSettings, seed: int) -> dict[str, float]:
+def _perturbed(model, reference: Reference, test: Codes, settings: EvalSettings, seed: int) -> dict[str, float]:
     result = {}
     # The noise scale is each dimension's spread over the whole test split; the decoding
     # and classifying (the costly part) may run on a seeded subsample.

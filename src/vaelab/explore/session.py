@@ -189,7 +189,7 @@ class Explorer:
     # ----- what the page shows first -----------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """The models (label, latent size, headline measures, dimensions in order), the data and projections."""
-        from vaelab.analysis.measures import HEADLINE, describe
+        from vaelab.analysis.registry import HEADLINE, describe
 
         return {
             "dataset": self.data.name,

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, load_results, reference_applies
+from vaelab.analysis.registry import BAR_MEASURES
 from vaelab.config import ModelConfig
 from vaelab.errors import RunError
 from vaelab.io import atomic_write
 from vaelab.report import figures
 from vaelab.training.checkpoint import METRICS, read_metrics
 
-KEY_MEASURES = ["silhouette", "knn5_accuracy", "linear_probe_accuracy", "kmeans_nmi", "tsne_trustworthiness"]
 
 
 def _npz(path: Path) -> dict[str, np.ndarray]:
@@ -109,7 +109,7 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
         drawn["perturbation_curve"] = figures.curves(series, out / "perturbation_curve.png",
                                                      "How long decoded codes stay recognisable",
                                                      "noise σ (× per-dimension spread)", "classifier accuracy")
-    keys = [m for m in KEY_MEASURES if all(m in part["aggregate"][k] for k in shown)]
+    keys = [m for m in BAR_MEASURES if all(m in part["aggregate"][k] for k in shown)]
     if keys:
         bars = {label[k]: (np.array([part["aggregate"][k][m]["mean"] for m in keys]),
                            np.array([part["aggregate"][k][m]["ci"] or 0.0 for m in keys])) for k in shown}

@@ -181,7 +181,8 @@ def _readable_npz(path: Path) -> bool:
 
 
 def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
-    from vaelab.analysis.evaluate import CLASSIFIER_GROUPS, make_reference, write_measures
+    from vaelab.analysis.evaluate import make_reference, write_measures
+    from vaelab.analysis.registry import CLASSIFIER_GROUPS
     from vaelab.analysis.evaluate import evaluate as measure
     from vaelab.analysis.generate import figure_grids
     from vaelab.config import EvalSettings, RunConfig

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vaelab.analysis.evaluate import DEFAULT_GROUPS, GROUPS
+from vaelab.analysis.registry import DEFAULT_GROUPS, GROUPS, check_measure
 from vaelab.config import EvalSettings, RunConfig, build_config, format_validation_error, merge, read_yaml
 from vaelab.errors import ConfigError
 from vaelab.models.registry import PRESETS
@@ -203,7 +203,20 @@ class StudySpec(_Strict):
             for key in self.reference.values:
                 if key not in self.models:
                     raise ValueError(f"reference.values: {key!r} is not one of the study's models")
+        self._measures_are_measured()
         return self
+
+    def _measures_are_measured(self) -> None:
+        """Every measure a comparison, the finding or the reference names exists and is in a measured group."""
+        named = [(f"comparisons.{i}.measures", name) for i, c in enumerate(self.comparisons) for name in c.measures]
+        if self.finding is not None:
+            named.append(("finding.measure", self.finding.measure))
+        if self.reference is not None:
+            named.append(("reference.measure", self.reference.measure))
+        for where, name in named:
+            problem = check_measure(name, self.measures)
+            if problem:
+                raise ValueError(f"{where}: {problem}")
 
     def label(self, model: str) -> str:
         """The display name of a model."""

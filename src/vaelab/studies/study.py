@@ -27,7 +27,7 @@ from typing import Any
 
 from vaelab import __version__
 from vaelab.analysis import stats
-from vaelab.analysis.evaluate import CLASSIFIER_GROUPS
+from vaelab.analysis.registry import CLASSIFIER_GROUPS
 from vaelab.config import RunConfig
 from vaelab.errors import ConfigError
 from vaelab.hardware import Resolved, keep_recorded_precision, resolve
@@ -261,7 +261,7 @@ def finding(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) 
 def best_model_sentence(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) -> str | None:
     """Which model has the best mean ``measure`` (its direction from the measure's description), and its
     paired difference against the finding's ``b``; the runner-up is named when it is within the noise."""
-    from vaelab.analysis.measures import describe
+    from vaelab.analysis.registry import describe
 
     question = spec.finding
     measure, b = question.measure, question.b
