@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from vaelab.data.registry import Dataset, to_tensor
+from vaelab.data.dataset import Dataset, to_tensor
 from vaelab.errors import DataError, notice
 from vaelab.io import read_json, write_json, write_safetensors
 from vaelab.seeding import seeded_torch, torch_generator

@@ -10,9 +10,8 @@ import numpy as np
 import torch
 
 from vaelab.errors import RunError
-from vaelab.models.base import INFERENCE_BATCH
 from vaelab.io import write_npz
-
+from vaelab.models.base import INFERENCE_BATCH
 
 
 @dataclass
@@ -71,7 +70,7 @@ def encode_images(model, images: torch.Tensor, labels=None) -> tuple[np.ndarray,
 
 def encode_split(model, images_uint8: np.ndarray, labels: np.ndarray, factors: np.ndarray | None = None) -> Codes:
     """Codes of a uint8 image split (``factors``: the images' generating factors, kept beside the codes)."""
-    from vaelab.data.registry import to_tensor
+    from vaelab.data.dataset import to_tensor
 
     labels = np.asarray(labels, dtype=np.int64)
     mean, logvar = encode_images(model, to_tensor(images_uint8), labels)

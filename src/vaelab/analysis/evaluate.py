@@ -32,11 +32,10 @@ from vaelab.analysis.embed import tsne_map
 from vaelab.analysis.encode import Codes, encode_split
 from vaelab.analysis.registry import CLASSIFIER_GROUPS, GROUPS, TRAIN_CODE_GROUPS
 from vaelab.config import EvalSettings
-from vaelab.data.registry import Dataset, to_tensor
+from vaelab.data.dataset import Dataset, to_tensor
 from vaelab.errors import ConfigError, RunError
 from vaelab.io import read_json, write_json
 from vaelab.models.base import INFERENCE_BATCH
-
 
 
 @dataclass

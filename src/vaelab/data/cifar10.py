@@ -15,10 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from vaelab.data import sources
+from vaelab.data.dataset import Dataset
+from vaelab.data.sources import candidate_folders
 from vaelab.errors import DataError
 
 NAME = "cifar10"
 DESCRIPTION = "50,000 train / 10,000 test colour images, 3x32x32"
+SIZES = None  # one size
+READS_FILES = True  # the official archive, found or downloaded
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 ARCHIVE = sources.RemoteFile("cifar-10-binary.tar.gz",
                              "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd")
 MIRRORS = ("https://www.cs.toronto.edu/~kriz/",)
@@ -68,8 +73,6 @@ def _members_of(source: Path) -> dict[str, bytes]:
 
 def locate(data_dir: str | None) -> Path | None:
     """The archive or extracted folder in ``--data-dir``/``$VAELAB_DATA_DIR`` or the cache, if any."""
-    from vaelab.data.registry import candidate_folders
-
     for folder in candidate_folders(NAME, data_dir):
         for candidate in (folder / "cifar-10-batches-bin", folder / ARCHIVE.name):
             if candidate.exists():
@@ -86,8 +89,6 @@ def where(data_dir: str | None = None) -> str:
 
 def load(seed: int, holdout: float = 0.2, *, data_dir: str | None = None, download: bool = True):
     """CIFAR-10's own train and test splits (``seed`` and ``holdout`` are not needed: the split is given)."""
-    from vaelab.data.registry import Dataset
-
     source = locate(data_dir)
     if source is None:
         if not download:
@@ -107,4 +108,4 @@ def load(seed: int, holdout: float = 0.2, *, data_dir: str | None = None, downlo
     members = _members_of(source)
     train_x, train_y = _read(members, TRAIN, str(source))
     test_x, test_y = _read(members, TEST, str(source))
-    return Dataset(NAME, train_x, train_y, test_x, test_y, source=str(source))
+    return Dataset(NAME, train_x, train_y, test_x, test_y, source=str(source), names=list(CLASS_NAMES))

@@ -7,17 +7,23 @@ grey levels 0-16, scaled here to 0-255; split train/test 80/20 by a seeded strat
 from __future__ import annotations
 
 import numpy as np
+from sklearn.datasets import load_digits
+
+from vaelab.data.dataset import Dataset, stratified_split
 
 NAME = "digits"
 DESCRIPTION = "1,797 digits, 8x8 (scikit-learn's)"
+SIZES = None  # one size
+READS_FILES = False  # embedded in scikit-learn
+
+
+def where(data_dir: str | None = None) -> str:
+    """Always here: scikit-learn ships the digits."""
+    return "yes (made here)"
 
 
 def load(seed: int, holdout: float = 0.2):
     """The digits, split by ``seed`` (stratified), as uint8 (N, 8, 8)."""
-    from sklearn.datasets import load_digits
-
-    from vaelab.data.registry import Dataset, stratified_split
-
     bunch = load_digits()
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)
     labels = bunch.target.astype(np.int64)

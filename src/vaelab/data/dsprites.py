@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vaelab.data.dataset import Dataset, FactorGrid, stratified_split
+
 NAME = "dsprites"
 FACTOR_NAMES = ("shape", "scale", "orientation", "x", "y")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
@@ -26,6 +28,7 @@ RADIUS = 10.0  # pixels from the centre to a unit shape's edge at scale 1
 SUBSET = 20_000
 SIZES = (100, 737_280)  # ``dsprites:N``: a subset of N images (the whole grid at most)
 DESCRIPTION = f"{SUBSET:,} dSprites-like images, 64x64, factors known"
+READS_FILES = False  # rendered here
 
 
 def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -85,6 +88,11 @@ class Renderer:
         return np.ascontiguousarray(windows[::-1, ::-1]) * np.uint8(255)
 
 
+def where(data_dir: str | None = None) -> str:
+    """Always here: the set is rendered."""
+    return "yes (made here)"
+
+
 def grid_factors() -> np.ndarray:
     """Every point of the factor grid, (737280, 5), in C order (shape slowest, y fastest)."""
     return np.stack(np.unravel_index(np.arange(int(np.prod(FACTOR_SIZES))), FACTOR_SIZES), axis=1)
@@ -100,8 +108,6 @@ def subset_factors(n: int = SUBSET, seed: int = 0) -> np.ndarray:
 def load(seed: int, holdout: float = 0.2, size: int = SUBSET):
     """The ``dsprites`` data set: the fixed 20,000-image subset (``size`` images for ``dsprites:N``), split
     train/test (stratified by shape, the label) by ``seed``; factors are kept beside the images."""
-    from vaelab.data.registry import Dataset, FactorGrid, stratified_split
-
     factors = subset_factors(size)
     images = Renderer().render(factors)
     index = np.arange(len(factors))
@@ -110,4 +116,4 @@ def load(seed: int, holdout: float = 0.2, size: int = SUBSET):
     return Dataset(name, images[train_i], factors[train_i, 0], images[test_i], factors[test_i, 0],
                    source="rendered by vaelab.data.dsprites (dSprites-like, not the original file)",
                    train_factors=factors[train_i], test_factors=factors[test_i], factor_names=list(FACTOR_NAMES),
-                   factor_grid=FactorGrid(FACTOR_SIZES, Renderer().render))
+                   factor_grid=FactorGrid(FACTOR_SIZES, Renderer().render), names=list(SHAPES))

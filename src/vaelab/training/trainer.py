@@ -19,15 +19,15 @@ from typing import Any, Callable
 import torch
 
 from vaelab.config import RunConfig, build_config, flatten, merge
-from vaelab.data.registry import Dataset, check_same_data, load_dataset, to_tensor
+from vaelab.data.dataset import Dataset, to_tensor
+from vaelab.data.registry import check_same_data, load_dataset
 from vaelab.errors import RunError, TrainingDiverged
 from vaelab.hardware import autocast, keep_recorded_precision, make_deterministic, resolve
 from vaelab.io import folder_lock, remove_stale_temporaries
 from vaelab.models.base import INFERENCE_BATCH
 from vaelab.models.latent import LatentModel, build_model
-from vaelab.training import checkpoint as ckpt
 from vaelab.seeding import torch_generator
-
+from vaelab.training import checkpoint as ckpt
 
 
 @dataclass
