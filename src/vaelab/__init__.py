@@ -12,7 +12,8 @@ The Python API mirrors the CLI::
     vaelab.explore(["runs/vae", "runs/ae"]).run()  # the interactive explorer (the explore extra)
 """
 
-__version__ = "0.1.0"
+from vaelab.version import __version__
+
 __all__ = ["__version__", "compare", "encode", "evaluate", "explore", "load", "report", "reproduce", "run_study",
            "train"]
 _API = ("train", "load", "encode", "evaluate", "compare", "reproduce", "run_study", "report", "explore")

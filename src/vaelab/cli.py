@@ -16,6 +16,7 @@ import typer
 
 from vaelab.analysis.registry import GROUPS as MEASURE_GROUPS
 from vaelab.errors import ConfigError, VaelabError
+from vaelab.version import __version__
 
 app = typer.Typer(
     add_completion=False,
@@ -28,8 +29,6 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        from vaelab import __version__
-
         typer.echo(f"vaelab {__version__}")
         raise typer.Exit()
 
@@ -60,7 +59,6 @@ DEVICE_OPTION = typer.Option("auto", "--device", help="auto (a CUDA GPU if there
 @app.command()
 def info() -> None:
     """What this machine offers: torch, devices, CPU capability, what `auto` resolves to, threads, data sets."""
-    from vaelab import __version__
     from vaelab.data.registry import list_datasets
     from vaelab.hardware import info as hardware_info
 
@@ -377,10 +375,8 @@ def _print_study_results(results: dict, out: Path) -> None:
 def _print_study_table(results: dict, dataset: str, part: dict) -> None:
     from rich.table import Table
 
-    from vaelab.analysis.compare import fmt, fmt_ci
+    from vaelab.analysis.compare import fmt, fmt_ci, reference_applies
     from vaelab.analysis.registry import HEADLINE
-
-    from vaelab.analysis.compare import reference_applies
 
     reference = results["study"].get("reference") or {}
     if not reference_applies(reference, dataset):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -120,9 +121,30 @@ def atomic_write(target: str | os.PathLike, data: bytes | str) -> None:
         tmp.write_bytes(payload)
 
 
+def finite(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by None: JSON has no NaN (``null`` is "missing")."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(value) for value in obj]
+    return obj
+
+
+def json_text(obj: Any, **options) -> str:
+    """Valid JSON text of ``obj`` (``json.dumps`` options): a NaN or infinite number is written as ``null``."""
+    return json.dumps(finite(obj), allow_nan=False, **options)
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse JSON text; the ``NaN``/``Infinity`` that Python's own writer allows are read as None (missing)."""
+    return json.loads(text, parse_constant=lambda constant: None)
+
+
 def write_json(target: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    atomic_write(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Write ``obj`` as indented JSON, atomically; NaN and infinities become ``null``."""
+    atomic_write(target, json_text(obj, indent=2, sort_keys=False) + "\n")
 
 
 def write_npz(target: str | os.PathLike, **arrays) -> None:
@@ -162,4 +184,4 @@ def write_safetensors(target: str | os.PathLike, tensors: dict, metadata: dict[s
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file."""
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        return parse_json(handle.read())

@@ -72,6 +72,18 @@ def test_a_bare_run_opens_with_what_it_has(bare_run):
     assert folder_digest(bare_run) == before
 
 
+def test_a_run_whose_measures_hold_a_nan_opens_with_that_value_missing(bare_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(bare_run, run)
+    # Python's JSON writer allows NaN (vaelab 0.1 wrote it): the page must still load, the value shown missing
+    (run / "measures.json").write_text('{"measures": {"silhouette": NaN, "recon_bce": 12.5, "mig": Infinity}}')
+    summary = Explorer(find_runs([run])).summary()
+    assert summary["models"][0]["measures"] == {"recon_bce": 12.5}
+    json.dumps(summary, allow_nan=False)  # what the server sends: valid JSON
+
+
 def test_the_point_answer_decodes_the_image_s_own_code(explorer):
     answer = explorer.point(3)
     m = explorer.models["vae"]

@@ -210,3 +210,23 @@ def test_a_finished_cell_whose_measures_do_not_read_back_is_a_failure_not_a_gap(
     assert "run the study again to redo it" in results["failed"][0]["error"]
     (part,) = results["datasets"].values()
     assert str(victim.seed) not in part["per_seed"][victim.model]
+
+
+@pytest.mark.parametrize("value", ['"0.5"', "[1]", "true"])
+def test_a_reused_cell_whose_measures_are_not_numbers_is_redone(local_study, tmp_path, value):
+    import json
+    import shutil
+
+    from vaelab.studies.study import plan
+
+    out, study_file = local_study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    victim = plan(load_study(study_file))[0].run_dir(copy) / "measures.json"
+    saved = json.loads(victim.read_text())
+    saved["measures"]["silhouette"] = "PLACEHOLDER"
+    victim.write_text(json.dumps(saved).replace('"PLACEHOLDER"', value))
+    result = run_cli("study", "run", str(study_file), "--out", str(copy), "--quiet", "--cpus-per-cell", "1")
+    assert result.returncode == 0, result.stderr
+    assert (copy / "results.json").read_bytes() == (out / "results.json").read_bytes()
+    assert isinstance(json.loads(victim.read_text())["measures"]["silhouette"], float)

@@ -13,7 +13,7 @@ from vaelab.analysis.evaluate import read_measures
 from vaelab.analysis.registry import MEASURE_INFO, describe, is_detail
 from vaelab.config import flatten
 from vaelab.errors import RunError
-from vaelab.io import read_json
+from vaelab.io import json_text, read_json
 from vaelab.models.registry import PRESET_KEYS, PRESETS
 from vaelab.training.checkpoint import read_model_json
 
@@ -215,7 +215,7 @@ def render(aggregated: dict[str, dict[str, dict]], fmt: str = "md") -> str:
     rows = comparison_rows(aggregated)
     models = list(aggregated)
     if fmt == "json":
-        return json.dumps({"models": models, "rows": rows}, indent=2)
+        return json_text({"models": models, "rows": rows}, indent=2)
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

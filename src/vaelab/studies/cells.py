@@ -160,9 +160,16 @@ def measures_current(run_dir: Path, config: dict[str, Any], settings: dict[str, 
         return None
     if saved is None or saved.get("settings") != settings or saved.get("groups") != list(groups):
         return None
+    if not all(_a_measure(value) for value in saved["measures"].values()):
+        return None  # a string, a list or a boolean where a number belongs: the file is not vaelab's; redone
     if not all(_readable_npz(run_dir / name) for name in CELL_FILES):
         return None  # missing or damaged: the cell's evaluation is redone
     return saved
+
+
+def _a_measure(value) -> bool:
+    """Whether a saved measure is a number, or None (missing: what NaN is written as)."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 def _readable_npz(path: Path) -> bool:

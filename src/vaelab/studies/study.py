@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vaelab import __version__
 from vaelab.analysis import stats
 from vaelab.analysis.registry import CLASSIFIER_GROUPS
 from vaelab.config import RunConfig
@@ -35,6 +34,7 @@ from vaelab.io import atomic_write, folder_lock, read_json, remove_stale_tempora
 from vaelab.studies.cells import Job, cell_dir, dataset_slug, measures_current
 from vaelab.studies.executors import make_executor
 from vaelab.studies.spec import StudySpec
+from vaelab.version import __version__
 
 RESULTS_JSON = "results.json"
 

@@ -26,7 +26,8 @@ from safetensors.torch import load_file
 
 from vaelab.config import RunConfig, build_config, config_hash
 from vaelab.errors import ConfigError, RunError
-from vaelab.io import atomic_write, read_json, write_json, write_safetensors
+from vaelab.io import atomic_write, json_text, parse_json, read_json, write_json, write_safetensors
+from vaelab.version import __version__
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "weights.safetensors"
@@ -102,7 +103,7 @@ def write_derived(run_dir: Path, model_state: dict[str, torch.Tensor], epoch: in
     a resume repairs.
     """
     _save_tensors(run_dir / WEIGHTS, model_state, {"format": "vaelab-weights-1", "epoch": str(epoch)})
-    atomic_write(run_dir / METRICS, "".join(json.dumps(row) + "\n" for row in history))
+    atomic_write(run_dir / METRICS, "".join(json_text(row) + "\n" for row in history))
 
 
 def load_checkpoint(run_dir: Path) -> Checkpoint:
@@ -160,7 +161,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     rows = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            row = json.loads(line)
+            row = parse_json(line)
         except json.JSONDecodeError:
             continue
         if isinstance(row, dict):
@@ -182,7 +183,6 @@ def load_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 def write_model_json(run_dir: Path, config: RunConfig, dataset: dict[str, Any], epochs_done: int,
                      status: str, hardware: dict[str, str] | None = None) -> None:
     """Write ``model.json``: config, version, data set, seed, progress, and the device and precision used."""
-    from vaelab import __version__
 
     write_json(Path(run_dir) / MODEL_JSON, {
         "vaelab_version": __version__,
