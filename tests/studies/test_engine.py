@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import make_tiny_idx, run_cli
+from tests.conftest import cli_in_process, make_tiny_idx, run_cli
 from vaelab.studies.spec import load_study
 from vaelab.studies.study import run_study
 
@@ -115,13 +115,14 @@ def test_another_config_in_the_same_place_is_a_one_line_failure(local_study, tmp
     changed["vae-z12"]["model"]["latent"] = 10  # the same cell name, another config
     path = _study_file(tmp_path, tiny, models=changed)
     before = (out / "runs" / "idx-tiny" / "vae-z12-seed0" / "checkpoint.safetensors").read_bytes()
+    results_before = (out / "results.json").read_bytes()
     result = run_cli("study", "run", str(path), "--out", str(out), "--quiet", "--cpus-per-cell", "1")
     assert result.returncode == 2
-    assert "holds another run (identity" in result.stderr and "Traceback" not in result.stderr
+    assert "holds another study" in result.stderr and "Traceback" not in result.stderr
     assert (out / "runs" / "idx-tiny" / "vae-z12-seed0" / "checkpoint.safetensors").read_bytes() == before
-    # the other run's measures are not reported as this model's
-    (part,) = json.loads((out / "results.json").read_text())["datasets"].values()
-    assert part["per_seed"]["vae-z12"] == {} and part["per_seed"]["vae-z4"]
+    # refused before anything was written: the finished study's results stand (vaelab 0.1 replaced them with
+    # a report of failed jobs)
+    assert (out / "results.json").read_bytes() == results_before
     # and the original study still reuses everything
     again = run_cli("study", "run", str(_study_file(tmp_path / "orig", tiny)), "--out", str(out), "--quiet",
                     "--cpus-per-cell", "1")
@@ -230,3 +231,17 @@ def test_a_reused_cell_whose_measures_are_not_numbers_is_redone(local_study, tmp
     assert result.returncode == 0, result.stderr
     assert (copy / "results.json").read_bytes() == (out / "results.json").read_bytes()
     assert isinstance(json.loads(victim.read_text())["measures"]["silhouette"], float)
+
+
+@pytest.mark.parametrize("change", [{"name": "other"}, {"train": {"epochs": 3, "batch_size": 16}}])
+def test_another_study_is_refused_in_a_finished_study_s_folder_before_anything_is_written(local_study, tiny,
+                                                                                         tmp_path, change):
+    out, _ = local_study
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    other = _study_file(tmp_path / "other", tiny, **change)
+    result = cli_in_process("study", "run", str(other), "--out", str(out), "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {out} holds another study (its study.yaml differs from {load_study(other).name!r} as given): "
+        "give another --out, or delete that folder to start over"]
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before

@@ -33,7 +33,7 @@ from vaelab.hardware import Resolved, keep_recorded_precision, resolve
 from vaelab.io import atomic_write, folder_lock, read_json, remove_stale_temporaries, write_json
 from vaelab.studies.cells import Job, cell_dir, dataset_slug, measures_current
 from vaelab.studies.executors import make_executor
-from vaelab.studies.spec import StudySpec
+from vaelab.studies.spec import StudySpec, load_study
 from vaelab.version import __version__
 
 RESULTS_JSON = "results.json"
@@ -83,6 +83,7 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", addr
     ``ray`` (``address``, ``cpus_per_cell``, ``gpus_per_cell``).
     """
     root = Path(out)
+    _refuse_another_study(root, spec)
     cells = plan(spec)
     runner = make_executor(executor, address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell)
     try:
@@ -115,6 +116,22 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", addr
     finally:
         runner.close()
     return results
+
+
+def _refuse_another_study(root: Path, spec: StudySpec) -> None:
+    """A folder holding another study (another file, or the same one with other settings) is never written over:
+    refused in one line before anything is written. The same study resumes there."""
+    recorded = root / "study.yaml"
+    if not recorded.is_file():
+        return
+    try:
+        before = load_study(recorded)
+    except ConfigError:  # a damaged study.yaml: the folder is repaired (rewritten) as before
+        return
+    # compared as read, so that settings added since (with their defaults) do not make a study another
+    if before.model_dump() != spec.model_dump():
+        raise ConfigError(f"{root} holds another study (its study.yaml differs from {spec.name!r} as given): "
+                          "give another --out, or delete that folder to start over")
 
 
 def _resolve(device: str, precision: str, defer: bool) -> Resolved:
