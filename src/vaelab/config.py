@@ -183,6 +183,24 @@ def build_config(values: dict[str, Any]) -> RunConfig:
         raise ConfigError(format_validation_error(error)) from None
 
 
+MAX_NESTING = 32  # levels of mappings and lists in a config or study file; vaelab's own use 4
+
+
+def nesting(value: Any) -> int:
+    """How many levels of dicts and lists ``value`` nests (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+    return deepest
+
+
 def read_yaml(path: str | Path, holds: str = "data/model/train sections") -> dict[str, Any]:
     """Read a YAML config file into a dict (empty file -> empty dict); ``holds`` says what it should hold."""
     path = Path(path)
@@ -198,8 +216,14 @@ def read_yaml(path: str | Path, holds: str = "data/model/train sections") -> dic
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"config file {path} is not valid YAML{where}: fix its syntax") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"config file {path} nests too deeply to read: vaelab's files nest a few levels "
+                          f"(at most {MAX_NESTING})") from None
     if loaded is None:
         return {}
+    if nesting(loaded) > MAX_NESTING:  # pydantic, hashing and JSON would recurse through it too
+        raise ConfigError(f"config file {path} nests {nesting(loaded)} levels deep: vaelab's files nest a few "
+                          f"levels (at most {MAX_NESTING})")
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a mapping with {holds}")
     return loaded

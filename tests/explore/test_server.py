@@ -85,6 +85,8 @@ def test_nan_and_junk_bodies_get_a_400(server):
     assert call(server, "/api/decode", raw=b"\xff\xfe")[0] == 400
     status, answer = call(server, "/api/decode", raw=b"{" + b" " * (2 << 20) + b"}")
     assert status == 400 and "send at most" in answer["error"]
+    status, answer = call(server, "/api/decode", raw=b"[" * 100_000)  # deeper than Python's parser recurses
+    assert status == 400 and answer["error"] == "the request body is not JSON: send a JSON object"
 
 
 def test_unknown_pages_and_methods_answer_in_json(server):

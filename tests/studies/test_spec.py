@@ -104,10 +104,20 @@ def test_duplicate_model_names_are_refused(tmp_path):
     ("", "is empty"),
     ("- a\n- b\n", "must hold a mapping"),
     ("name: [unclosed\n", "not valid YAML"),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nests too deeply to read"),  # PyYAML's own recursion
+    ("name: x\ntrain: " + "{a: " * 40 + "1" + "}" * 40 + "\n", "nests 41 levels deep"),
 ])
 def test_broken_study_files(tmp_path, content, message):
     with pytest.raises(ConfigError, match=message):
         load_study(_write(tmp_path, content))
+
+
+def test_a_deeply_nested_run_config_is_one_line_too(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text("model: " + "[" * 5000 + "]" * 5000 + "\n")
+    result = cli_in_process("train", "--config", str(path))
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: config file {path} nests too deeply to read: vaelab's files nest a few levels (at most 32)"]
 
 
 def test_the_cli_gives_one_line_errors_for_bad_studies(tmp_path):

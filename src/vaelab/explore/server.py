@@ -66,7 +66,7 @@ def make_app(explorer: Explorer):
             raise BadRequest(f"the request body is {len(raw)} bytes: send at most {MAX_BODY}")
         try:
             payload = json.loads(raw or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: a body of 100,000 '['s
             raise BadRequest("the request body is not JSON: send a JSON object") from None
         if not isinstance(payload, dict):
             raise BadRequest("the request body must be a JSON object")
