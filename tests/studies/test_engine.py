@@ -245,3 +245,19 @@ def test_another_study_is_refused_in_a_finished_study_s_folder_before_anything_i
         f"error: {out} holds another study (its study.yaml differs from {load_study(other).name!r} as given): "
         "give another --out, or delete that folder to start over"]
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+
+
+def test_the_same_study_with_another_title_or_comparison_reuses_its_cells(local_study, tiny, tmp_path):
+    import shutil
+
+    out, _ = local_study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    weights = {path: path.read_bytes() for path in copy.rglob("weights.safetensors")}
+    retitled = _study_file(tmp_path / "retitled", tiny, title="Another title",
+                           comparisons=[{"a": "vae-z12", "b": "vae-z4", "measures": ["silhouette"]}])
+    result = cli_in_process("study", "run", str(retitled), "--out", str(copy), "--quiet", "--cpus-per-cell", "1")
+    assert result.returncode == 0, result.stderr
+    assert {path: path.read_bytes() for path in copy.rglob("weights.safetensors")} == weights
+    (part,) = json.loads((copy / "results.json").read_text())["datasets"].values()
+    assert set(part["paired"]) == {"silhouette:vae-z12-vae-z4"}

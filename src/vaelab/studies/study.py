@@ -118,9 +118,12 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", addr
     return results
 
 
+PRESENTATION = {"title", "description", "comparisons", "finding", "reference", "panels"}  # read by the report only
+
+
 def _refuse_another_study(root: Path, spec: StudySpec) -> None:
-    """A folder holding another study (another file, or the same one with other settings) is never written over:
-    refused in one line before anything is written. The same study resumes there."""
+    """A folder holding another study (another name, or other data, models, seeds, training or measures) is never
+    written over: refused in one line before anything is written. The same study resumes there."""
     recorded = root / "study.yaml"
     if not recorded.is_file():
         return
@@ -128,8 +131,9 @@ def _refuse_another_study(root: Path, spec: StudySpec) -> None:
         before = load_study(recorded)
     except ConfigError:  # a damaged study.yaml: the folder is repaired (rewritten) as before
         return
-    # compared as read, so that settings added since (with their defaults) do not make a study another
-    if before.model_dump() != spec.model_dump():
+    # compared as read, so that settings added since (with their defaults) do not make a study another; what
+    # only the report reads (title, comparisons, ...) may change: the next run redraws it from the same cells
+    if before.model_dump(exclude=PRESENTATION) != spec.model_dump(exclude=PRESENTATION):
         raise ConfigError(f"{root} holds another study (its study.yaml differs from {spec.name!r} as given): "
                           "give another --out, or delete that folder to start over")
 
