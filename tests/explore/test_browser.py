@@ -23,6 +23,28 @@ PIXELS = """(selector) => {
 }"""
 
 
+MAX_PIXEL_DIFFERENCE = """async ([first, second]) => {
+    // the largest grey-level difference between the images of two lists of data URIs, pair by pair
+    const grey = async (uri) => {
+        const img = new Image();
+        img.src = uri;
+        await img.decode();
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+        const ctx = canvas.getContext('2d');
+        ctx.drawImage(img, 0, 0);
+        return ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    };
+    let worst = 0;
+    for (let k = 0; k < first.length; k++) {
+        const [a, b] = [await grey(first[k]), await grey(second[k])];
+        if (a.length !== b.length) return 255;
+        for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+    }
+    return worst;
+}"""
+
+
 @pytest.fixture
 def page(server):
     with chromium_page({"width": 1400, "height": 1000}) as page:
@@ -55,7 +77,11 @@ def test_hovering_a_point_shows_its_image_and_reconstructions(page, server):
     assert page.get_attribute("#hover-image", "src") == expected["image"]
     assert page.locator("#hover-caption").text_content() == f"#{point['index']}: {expected['class']}"
     shown = [img.get_attribute("src") for img in page.locator("#hover-recons img").all()]
-    assert shown == list(expected["reconstructions"].values())
+    wanted = list(expected["reconstructions"].values())
+    assert len(shown) == len(wanted)
+    # the same point's reconstructions, pixel for pixel within one grey level: on a loaded machine two
+    # decodings of one code have differed in a last bit that rounds to another grey level (seen twice in CI)
+    assert page.evaluate(MAX_PIXEL_DIFFERENCE, [shown, wanted]) <= 1
     assert page.evaluate("() => document.querySelector('#hover-image').naturalWidth") == 28
 
 
