@@ -417,9 +417,10 @@ def evaluate(
 ) -> None:
     """Measure a run's test codes; write RUN_DIR/measures.json and print a table."""
     from vaelab import api
+    from vaelab.analysis.disentanglement import DCI_ESTIMATORS
 
-    if dci_estimator not in ("boosted", "forest"):
-        raise ConfigError(f"unknown --dci-estimator {dci_estimator!r}: choose boosted or forest")
+    if dci_estimator not in DCI_ESTIMATORS:
+        raise ConfigError(f"unknown --dci-estimator {dci_estimator!r}: choose {' or '.join(DCI_ESTIMATORS)}")
     values = api.evaluate(run_dir, measures, iwae_k=iwae_k, iwae_examples=iwae_examples, device=device,
                           dci_estimator=dci_estimator, factor_points=factor_points)
     _print_measures(values)

@@ -221,8 +221,9 @@ def read_yaml(path: str | Path, holds: str = "data/model/train sections") -> dic
                           f"(at most {MAX_NESTING})") from None
     if loaded is None:
         return {}
-    if nesting(loaded) > MAX_NESTING:  # pydantic, hashing and JSON would recurse through it too
-        raise ConfigError(f"config file {path} nests {nesting(loaded)} levels deep: vaelab's files nest a few "
+    depth = nesting(loaded)
+    if depth > MAX_NESTING:  # pydantic, hashing and JSON would recurse through it too
+        raise ConfigError(f"config file {path} nests {depth} levels deep: vaelab's files nest a few "
                           f"levels (at most {MAX_NESTING})")
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a mapping with {holds}")

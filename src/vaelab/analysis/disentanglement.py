@@ -216,10 +216,8 @@ def _importance_model(estimator: str, seed: int, factor: int):
     random_state = derive_seed(seed, "dci", factor) % 2**31
     if estimator == "boosted":  # disentanglement_lib's GradientBoostingClassifier(): 100 rounds of depth-3 trees
         return GradientBoostingClassifier(random_state=random_state)
-    if estimator == "forest":
-        return RandomForestClassifier(n_estimators=30, max_depth=8, max_features=None, n_jobs=1,
-                                      random_state=random_state)
-    raise ValueError(f"unknown DCI estimator {estimator!r}: choose one of {', '.join(DCI_ESTIMATORS)}")
+    return RandomForestClassifier(n_estimators=30, max_depth=8, max_features=None, n_jobs=1,
+                                  random_state=random_state)
 
 
 def _fit_one_factor(estimator: str, seed: int, factor: int, x_train: np.ndarray, y_train: np.ndarray,
@@ -246,7 +244,8 @@ def dci(codes: np.ndarray, factors: np.ndarray, seed: int = 0, num_train: int = 
     """
     factors = _varying(factors)
     codes = np.asarray(codes, dtype=np.float64)
-    _importance_model(estimator, seed, 0)  # an unknown estimator fails before any fitting
+    if estimator not in DCI_ESTIMATORS:
+        raise ValueError(f"unknown DCI estimator {estimator!r}: choose one of {', '.join(DCI_ESTIMATORS)}")
     train, test = _split(len(codes), num_train, num_test, _rng(seed, "dci"))
     jobs = min(factors.shape[1], len(os.sched_getaffinity(0)))
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # scikit-learn's trees grow without the GIL

@@ -19,6 +19,7 @@ Groups (``vaelab evaluate --measures``):
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +99,15 @@ class Context:
     evaluation: Evaluation
     timed: Callable[[str, Callable[[], Any]], Any]
 
-    @property
+    @functools.cached_property
     def codes(self) -> np.ndarray:
+        """The test codes in float64, converted once for every group that reads them."""
         return self.test.mean.astype(np.float64)
+
+    @functools.cached_property
+    def test_tensor(self):
+        """The test images as a float tensor, converted once (health and likelihood both decode them)."""
+        return to_tensor(self.data.test_images)
 
 
 def _separation(c: Context) -> dict[str, float]:
@@ -132,7 +139,7 @@ def _map(c: Context) -> dict[str, float]:
 
 
 def _health(c: Context) -> dict[str, float]:
-    images, labels, test = to_tensor(c.data.test_images), c.test.labels, c.test
+    images, labels, test = c.test_tensor, c.test.labels, c.test
     health = c.timed("reconstruction", lambda: likelihood.reconstruction_errors(c.model, images, test.mean,
                                                                                 labels=labels))
     if test.logvar is not None and c.model.prior.closed_form_kl:
@@ -147,7 +154,7 @@ def _likelihood(c: Context) -> dict[str, float]:
     if c.test.logvar is None:  # a deterministic encoder has no bound
         return {}
     return c.timed("likelihood", lambda: likelihood.likelihood_measures(
-        c.model, to_tensor(c.data.test_images), c.seed, k=c.settings.iwae_k, max_examples=c.settings.iwae_examples,
+        c.model, c.test_tensor, c.seed, k=c.settings.iwae_k, max_examples=c.settings.iwae_examples,
         labels=c.test.labels))
 
 

@@ -83,8 +83,9 @@ class Dataset:
         """Human-readable class names (digits for MNIST; the original label values where they were remapped)."""
         if self.label_values is not None:
             return [str(value) for value in self.label_values]
-        n_classes = int(max(self.train_labels.max(), self.test_labels.max())) + 1
-        return list(self.names) if self.names is not None else [str(k) for k in range(n_classes)]
+        if self.names is not None:
+            return list(self.names)
+        return [str(k) for k in range(int(max(self.train_labels.max(), self.test_labels.max())) + 1)]
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -110,6 +111,11 @@ class Dataset:
             "n_classes": len(self.class_names),
             "protocol": self.protocol,
         }
+
+
+def made_here(data_dir: str | None = None) -> str:
+    """``where`` of a data set that reads no files (embedded or rendered): always here."""
+    return "yes (made here)"
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

@@ -9,17 +9,13 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
-from vaelab.data.dataset import Dataset, stratified_split
+from vaelab.data.dataset import Dataset, made_here, stratified_split
 
 NAME = "digits"
 DESCRIPTION = "1,797 digits, 8x8 (scikit-learn's)"
 SIZES = None  # one size
 READS_FILES = False  # embedded in scikit-learn
-
-
-def where(data_dir: str | None = None) -> str:
-    """Always here: scikit-learn ships the digits."""
-    return "yes (made here)"
+where = made_here
 
 
 def load(seed: int, holdout: float = 0.2):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vaelab.data.dataset import Dataset, FactorGrid, stratified_split
+from vaelab.data.dataset import Dataset, FactorGrid, made_here, stratified_split
 
 NAME = "dsprites"
 FACTOR_NAMES = ("shape", "scale", "orientation", "x", "y")
@@ -29,6 +29,7 @@ SUBSET = 20_000
 SIZES = (100, 737_280)  # ``dsprites:N``: a subset of N images (the whole grid at most)
 DESCRIPTION = f"{SUBSET:,} dSprites-like images, 64x64, factors known"
 READS_FILES = False  # rendered here
+where = made_here
 
 
 def _inside(shape: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -86,11 +87,6 @@ class Renderer:
         one frame, copied once."""
         windows = np.lib.stride_tricks.sliding_window_view(self.canvas(shape, scale, orientation), (SIZE, SIZE))
         return np.ascontiguousarray(windows[::-1, ::-1]) * np.uint8(255)
-
-
-def where(data_dir: str | None = None) -> str:
-    """Always here: the set is rendered."""
-    return "yes (made here)"
 
 
 def grid_factors() -> np.ndarray:

@@ -3,6 +3,7 @@ data sets with a module each (``digits``, ``dsprites``, ``cifar10``, ``svhn``: s
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -132,8 +133,9 @@ def transductive(data: Dataset) -> Dataset:
     images = np.concatenate([data.train_images, data.test_images])
     labels = np.concatenate([data.train_labels, data.test_labels])
     factors = np.concatenate([data.train_factors, data.test_factors]) if data.train_factors is not None else None
-    return Dataset(data.name, images, labels, images, labels, data.source, data.label_values, "transductive",
-                   factors, factors, data.factor_names, data.factor_grid, data.names)
+    return dataclasses.replace(data, train_images=images, train_labels=labels, test_images=images,
+                               test_labels=labels, protocol="transductive", train_factors=factors,
+                               test_factors=factors)
 
 
 def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: bool) -> Dataset:

@@ -21,7 +21,7 @@ import torch
 from vaelab.analysis.encode import encode_images
 from vaelab.analysis.generate import class_centroids, cycled_labels, decode, prior_draws
 from vaelab.errors import RunError
-from vaelab.io import parse_json
+from vaelab.io import read_json
 from vaelab.pixels import data_uri
 from vaelab.seeding import torch_generator
 
@@ -78,7 +78,7 @@ class Model:
 def _measures(run_dir: Path) -> dict[str, float]:
     """The run's ``measures.json`` (``{}`` where it is missing or unreadable: the explorer opens without it)."""
     try:
-        saved = parse_json((run_dir / "measures.json").read_text(encoding="utf-8"))
+        saved = read_json(run_dir / "measures.json")
         return {k: float(v) for k, v in saved.get("measures", {}).items() if isinstance(v, (int, float))}
     except (OSError, ValueError, AttributeError):
         return {}
