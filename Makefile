@@ -16,11 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)  ## the thesis study end to end (quick profile, mnist-5k), report in $(OUT)/
 	$(VENV)/bin/vaelab reproduce --out $(OUT)
 
-test: $(STAMP)  ## the default suite (about 11 minutes on 2 cores)
-	$(PY) -m pytest -q
+test: $(STAMP)  ## the default suite (about 5 minutes on 2 cores: one pytest-xdist worker per core)
+	$(PY) -m pytest -q -n auto --dist worksteal
 
 test-slow: $(STAMP)  ## end-to-end tests that train real models (CI runs them too)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow -n auto --dist worksteal
 
 lint: $(STAMP)  ## ruff's pyflakes rules over the code, tests and benchmarks (CI runs it first)
 	$(VENV)/bin/ruff check src tests bench

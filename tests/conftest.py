@@ -26,6 +26,17 @@ if os.environ.get("CI"):
     _hypothesis_settings.load_profile("ci")
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
+# Under pytest-xdist (`make test` runs one worker per core) the workers share the cores: each worker, and the
+# vaelab processes it starts, gets its share of torch's threads instead of one thread per core each, which
+# would oversubscribe the machine. Results do not depend on it: every byte-for-byte comparison is between
+# runs made under the same setting.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 
 def idx_bytes(array: np.ndarray, code: int = 0x08) -> bytes:
     """Serialise an array as an IDX file (big-endian header, C-order payload)."""
@@ -85,32 +96,60 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return cache
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m vaelab ARGS`` as a user would; capture output."""
+def run_cli_subprocess(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m vaelab ARGS`` in a fresh process, as a user would; capture output.
+
+    Only for what a process adds: the exit status of the interpreter itself, signals (Ctrl-C, SIGKILL),
+    what is imported at start-up, a second process racing the first. Everything else uses :func:`run_cli`.
+    """
     env = dict(os.environ)
     env.setdefault("COLUMNS", "120")
     return subprocess.run([sys.executable, "-m", "vaelab", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def cli_in_process(*args: str) -> subprocess.CompletedProcess:
-    """Run ``vaelab ARGS`` through the console script's entry point in this process (no torch import
-    per call): the same exit codes and one-line errors as :func:`run_cli`, captured the same way."""
-    import contextlib
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``vaelab ARGS`` through the console script's entry point (``cli.main``) in this process: the same
+    exit codes and one-line errors as a subprocess, captured the same way, without importing torch per call.
+
+    The process-wide state a command sets (torch's thread count, its deterministic-algorithms flag, the
+    working directory) is put back afterwards, so that one test's command cannot change the next test's
+    numbers. ``timeout`` is accepted for symmetry with :func:`run_cli_subprocess`; pytest-timeout bounds it.
+    """
     import io
+
+    import torch
 
     from vaelab import cli
 
     stdout, stderr = io.StringIO(), io.StringIO()
     argv, sys.argv = sys.argv, ["vaelab", *args]
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    columns = os.environ.get("COLUMNS")
+    os.environ.setdefault("COLUMNS", "120")
+    here = os.getcwd()
+    # click names the program after how Python was started ("python -m pytest" here): make it the console
+    # script's name, as a user who types `vaelab` sees it
+    main_module = sys.modules["__main__"]
+    package = main_module.__dict__.get("__package__")
+    main_module.__package__ = None
     code = 0
     try:
+        if cwd is not None:
+            os.chdir(cwd)
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             cli.main()
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
     finally:
+        os.chdir(here)
         sys.argv = argv
+        main_module.__package__ = package
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
     return subprocess.CompletedProcess(["vaelab", *args], code, stdout.getvalue(), stderr.getvalue())
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import yaml
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_subprocess
 
 
 def test_help_lists_every_command():
@@ -15,6 +15,17 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     for command in ("info", "datasets", "train", "encode", "reproduce", "study", "report", "evaluate", "compare"):
         assert command in result.stdout
+
+
+def test_a_fresh_process_answers_help_and_a_bad_option_as_in_process():
+    # The other CLI tests call the entry point in the test's process; this one runs `python -m vaelab` itself.
+    helped = run_cli_subprocess("--help")
+    assert helped.returncode == 0 and "reproduce" in helped.stdout
+    refused = run_cli_subprocess("train", "--epochs", "many")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    in_process = run_cli("train", "--epochs", "many")
+    assert refused.stderr.replace("python -m vaelab", "vaelab") == in_process.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "--epochs" in refused.stderr
 
 
 def test_version():

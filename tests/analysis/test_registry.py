@@ -6,7 +6,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import cli_in_process
+from tests.conftest import run_cli
 from vaelab.analysis import evaluate, registry
 from vaelab.cli import app
 from vaelab.errors import ConfigError
@@ -86,7 +86,7 @@ def test_study_run_refuses_it_before_anything_is_written(tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump({**STUDY, "comparisons": [{"a": "ae", "b": "vae", "measures": ["silhoutte"]}]}))
     for command in (["study", "run", str(path), "--out", str(tmp_path / "out")], ["study", "show", str(path)]):
-        result = cli_in_process(*command)
+        result = run_cli(*command)
         assert result.returncode == 2 and "unknown measure 'silhoutte'" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
     assert not (tmp_path / "out").exists()
@@ -102,5 +102,5 @@ def test_the_cli_lists_the_groups_and_the_measures_from_the_registry():
         for measure in group.measures:
             assert (measure.name in listed.output) is not measure.detail, measure.name
     assert runner.invoke(app, ["measures", "--details"]).output.count("silhouette_class_*") == 1
-    wrong = cli_in_process("measures", "vibes")
+    wrong = run_cli("measures", "vibes")
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: unknown measure group 'vibes'")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import cli_in_process, make_tiny_idx, run_cli
+from tests.conftest import make_tiny_idx, run_cli
 from vaelab.studies.spec import load_study
 from vaelab.studies.study import run_study
 
@@ -239,7 +239,7 @@ def test_another_study_is_refused_in_a_finished_study_s_folder_before_anything_i
     out, _ = local_study
     before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
     other = _study_file(tmp_path / "other", tiny, **change)
-    result = cli_in_process("study", "run", str(other), "--out", str(out), "--quiet")
+    result = run_cli("study", "run", str(other), "--out", str(out), "--quiet")
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"error: {out} holds another study (its study.yaml differs from {load_study(other).name!r} as given): "
@@ -256,7 +256,7 @@ def test_the_same_study_with_another_title_or_comparison_reuses_its_cells(local_
     weights = {path: path.read_bytes() for path in copy.rglob("weights.safetensors")}
     retitled = _study_file(tmp_path / "retitled", tiny, title="Another title",
                            comparisons=[{"a": "vae-z12", "b": "vae-z4", "measures": ["silhouette"]}])
-    result = cli_in_process("study", "run", str(retitled), "--out", str(copy), "--quiet", "--cpus-per-cell", "1")
+    result = run_cli("study", "run", str(retitled), "--out", str(copy), "--quiet", "--cpus-per-cell", "1")
     assert result.returncode == 0, result.stderr
     assert {path: path.read_bytes() for path in copy.rglob("weights.safetensors")} == weights
     (part,) = json.loads((copy / "results.json").read_text())["datasets"].values()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import cli_in_process, run_cli
+from tests.conftest import run_cli
 from vaelab.errors import ConfigError
 from vaelab.studies.spec import builtin_studies, load_study
 from vaelab.studies.study import plan
@@ -115,7 +115,7 @@ def test_broken_study_files(tmp_path, content, message):
 def test_a_deeply_nested_run_config_is_one_line_too(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text("model: " + "[" * 5000 + "]" * 5000 + "\n")
-    result = cli_in_process("train", "--config", str(path))
+    result = run_cli("train", "--config", str(path))
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         f"error: config file {path} nests too deeply to read: vaelab's files nest a few levels (at most 32)"]
 
@@ -151,7 +151,7 @@ def test_study_list_and_show(tmp_path):
 @pytest.mark.parametrize("name", BUILTIN_STUDIES)
 def test_study_show_with_its_time_estimate_works_on_every_builtin_study(name):
     # the estimate trains a few batches of every model: the CVAE of `variants` needs labels for it
-    shown = cli_in_process("study", "show", name)
+    shown = run_cli("study", "show", name)
     assert shown.returncode == 0, shown.stderr
     assert "estimated training time here:" in shown.stdout
 

@@ -83,10 +83,17 @@ def _train_cmd(run_dir: Path, *extra: str) -> list[str]:
             "--quiet", "--out", str(run_dir), *extra]
 
 
-@pytest.mark.parametrize("kill_after_epochs", [1, 3])
-def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, kill_after_epochs):
-    reference = tmp_path / "reference"
+@pytest.fixture(scope="module")
+def uninterrupted_run(tmp_path_factory) -> Path:
+    """The run that every killed-and-resumed run must equal, trained once in its own process."""
+    reference = tmp_path_factory.mktemp("uninterrupted") / "reference"
     subprocess.run(_train_cmd(reference), check=True, capture_output=True, timeout=300)
+    return reference
+
+
+@pytest.mark.parametrize("kill_after_epochs", [1, 3])
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, uninterrupted_run, kill_after_epochs):
+    reference = uninterrupted_run
     victim = tmp_path / "victim"
     process = subprocess.Popen(_train_cmd(victim), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
