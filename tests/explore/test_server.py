@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import run_cli
 
@@ -70,6 +74,11 @@ def test_every_endpoint_answers_good_requests(server):
     ("/api/interpolate", {"keys": ["vae"], "a": 0, "b": 1, "steps": 0, "path": "linear"}, "steps must be"),
     ("/api/centroids", {"keys": ["ghost"], "sigma": 0, "seed": 0}, "unknown model 'ghost'"),
     ("/api/prior", {"keys": ["vae"], "seed": 0, "n": 10_000}, "n must be an integer from 1 to 64"),
+    ("/api/point?i=%C2%B2", None, "point must be an integer"),  # '²': a digit to str.isdigit(), not to int()
+    ("/api/point?i=" + "1" * 5000, None, "point must be an integer"),  # beyond int()'s 4,300 digits
+    ("/api/decode", {"key": "vae", "z": [10 ** 400, 0, 0, 0]}, "finite numbers only"),  # no float holds it
+    ("/api/plane", {"keys": ["vae"], "source": "vae", "x": 10 ** 400, "y": 0}, "finite numbers only"),
+    ("/api/centroids", {"keys": ["vae"], "sigma": -(10 ** 400), "seed": 0}, "sigma must be a number"),
 ])
 def test_bad_requests_get_a_400_with_a_message(server, path, payload, message):
     status, answer = call(server, path, payload)
@@ -176,3 +185,49 @@ def test_the_server_stops_when_asked(explorer):
     assert not running.thread.is_alive() and time.perf_counter() - started < 10
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(running.url + "api/summary", timeout=5)
+
+
+def test_a_run_whose_measures_json_holds_nan_opens_with_the_value_missing(bare_run, tmp_path):
+    from vaelab.explore.server import Server
+    from vaelab.explore.session import Explorer, find_runs
+
+    run = tmp_path / "vae-nan"
+    shutil.copytree(bare_run, run)
+    (run / "measures.json").write_text('{"measures": {"silhouette": NaN, "knn5_accuracy": 0.5, "recon_bce": '
+                                       'Infinity, "prior_fd": "three", "sap": 1' + "0" * 400 + '}}')
+    running = Server(Explorer(find_runs([run]))).start()
+    try:
+        status, answer = call(running, "/api/summary")
+    finally:
+        running.stop()
+    assert status == 200, answer
+    assert answer["models"][0]["measures"] == {"knn5_accuracy": 0.5}
+
+
+GET_PATHS = ["/api/summary", "/api/map", "/api/point"]
+POST_FIELDS = {"/api/decode": ("key", "z", "label"), "/api/plane": ("keys", "source", "x", "y"),
+               "/api/interpolate": ("keys", "a", "b", "steps", "path"), "/api/centroids": ("keys", "sigma", "seed"),
+               "/api/prior": ("keys", "seed", "n")}
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=10 ** 300, max_value=10 ** 400)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8)
+    | st.sampled_from(["vae", "ae", "cvae", "conv-vae", "linear", "slerp", "pca", "tsne"]),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(GET_PATHS), value=st.text(max_size=30))
+def test_no_query_gets_a_5xx(server, path, value):
+    status, answer = call(server, f"{path}?i={urllib.parse.quote(value)}&projection={urllib.parse.quote(value)}")
+    assert status < 500 and isinstance(answer, dict), answer
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(sorted(POST_FIELDS)), data=st.data())
+def test_no_body_gets_a_5xx(server, path, data):
+    fields = POST_FIELDS[path]
+    chosen = data.draw(st.lists(st.sampled_from(fields), unique=True))
+    payload = {name: data.draw(json_values) for name in chosen}
+    status, answer = call(server, path, raw=json.dumps(payload).encode())  # NaN and Infinity as Python writes them
+    assert status < 500 and isinstance(answer, dict), (payload, answer)

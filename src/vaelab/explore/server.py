@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vaelab.errors import ConfigError, notice
+from vaelab.io import json_text
 from vaelab.explore.session import BadRequest, Explorer
 
 PAGE = Path(__file__).with_name("page.html")
@@ -50,15 +51,21 @@ def make_app(explorer: Explorer):
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse
     from starlette.routing import Route
 
-    def answer(work: Callable[[], Any]) -> JSONResponse:
+    class JSONAnswer(JSONResponse):  # every answer, the error answers included
+        """JSON with a NaN or infinite number as ``null`` (missing): Starlette's own refuses them with a 500."""
+
+        def render(self, content: Any) -> bytes:
+            return json_text(content).encode("utf-8")
+
+    def answer(work: Callable[[], Any]) -> JSONAnswer:
         try:
-            return JSONResponse(work())
+            return JSONAnswer(work())
         except BadRequest as error:
-            return JSONResponse({"error": str(error)}, status_code=400)
+            return JSONAnswer({"error": str(error)}, status_code=400)
         except Exception as error:  # a bug: say so in one line, keep serving
             message = f"internal error ({type(error).__name__}): {error}".splitlines()[0]
             notice(message)
-            return JSONResponse({"error": message}, status_code=500)
+            return JSONAnswer({"error": message}, status_code=500)
 
     async def body(request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -76,23 +83,23 @@ def make_app(explorer: Explorer):
         parameters = inspect.signature(method).parameters
         required = [name for name in fields if parameters[name].default is inspect.Parameter.empty]
 
-        async def endpoint(request: Request) -> JSONResponse:
+        async def endpoint(request: Request) -> JSONAnswer:
             try:
                 payload = await body(request)
             except BadRequest as error:
-                return JSONResponse({"error": str(error)}, status_code=400)
+                return JSONAnswer({"error": str(error)}, status_code=400)
             unknown, missing = set(payload) - set(fields), [name for name in required if name not in payload]
             if unknown or missing:
                 problem = (f"unknown field(s) {', '.join(sorted(unknown))}" if unknown
                            else f"missing field(s) {', '.join(missing)}")
-                return JSONResponse({"error": f"{problem}: send {', '.join(fields)}"}, status_code=400)
+                return JSONAnswer({"error": f"{problem}: send {', '.join(fields)}"}, status_code=400)
             from starlette.concurrency import run_in_threadpool
 
             return await run_in_threadpool(answer, lambda: method(**payload))
         return endpoint
 
     def get(work: Callable[[Request], Any]):
-        async def endpoint(request: Request) -> JSONResponse:
+        async def endpoint(request: Request) -> JSONAnswer:
             from starlette.concurrency import run_in_threadpool
 
             return await run_in_threadpool(answer, lambda: work(request))
@@ -106,9 +113,9 @@ def make_app(explorer: Explorer):
     async def plotly(request: Request) -> FileResponse:
         return FileResponse(script, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
-    async def not_found(request: Request, error: Exception) -> JSONResponse:
+    async def not_found(request: Request, error: Exception) -> JSONAnswer:
         status = getattr(error, "status_code", 404)
-        return JSONResponse({"error": f"{request.method} {request.url.path}: no such page"
+        return JSONAnswer({"error": f"{request.method} {request.url.path}: no such page"
                                       if status == 404 else f"{request.method} not allowed here"},
                             status_code=status)
 

@@ -9,6 +9,8 @@ run folders are only read.
 from __future__ import annotations
 
 import math
+import re
+import sys
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -79,7 +81,8 @@ def _measures(run_dir: Path) -> dict[str, float]:
     """The run's ``measures.json`` (``{}`` where it is missing or unreadable: the explorer opens without it)."""
     try:
         saved = read_json(run_dir / "measures.json")
-        return {k: float(v) for k, v in saved.get("measures", {}).items() if isinstance(v, (int, float))}
+        # A damaged value (text, NaN, infinity, an integer no float holds) is shown as missing, not served
+        return {k: float(v) for k, v in saved.get("measures", {}).items() if _is_finite_number(v)}
     except (OSError, ValueError, AttributeError):
         return {}
 
@@ -354,7 +357,9 @@ class Explorer:
 
     @staticmethod
     def _integer(value: Any, name: str, low: int, high: int) -> int:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        # ASCII digits only, and few of them: str.isdigit() admits '²', which int() refuses, and int() refuses
+        # strings of over 4,300 digits
+        if isinstance(value, str) and INTEGER_TEXT.fullmatch(value.strip()):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise BadRequest(f"{name} must be an integer from {low} to {high}, not {value!r}")
@@ -362,8 +367,7 @@ class Explorer:
 
     @staticmethod
     def _number(value: Any, name: str, low: float, high: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                or not low <= value <= high:
+        if not _is_finite_number(value) or not low <= value <= high:
             raise BadRequest(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
         return float(value)
 
@@ -372,12 +376,24 @@ class Explorer:
         if not isinstance(values, list) or len(values) != size:
             raise BadRequest(f"{name} must be a list of {size} numbers"
                              + (f", not {len(values)}" if isinstance(values, list) else ""))
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        if not all(_is_finite_number(v) for v in values):
             raise BadRequest(f"{name} must hold finite numbers only (no NaN, infinity or text)")
-        vector = np.asarray(values, dtype=np.float64)
-        if np.abs(vector).max(initial=0.0) > 1e4:
+        if any(abs(v) > 1e4 for v in values):  # before converting: a JSON integer may be too large for a float
             raise BadRequest(f"{name} is out of range: keep every value within ±10000")
-        return vector
+        return np.asarray(values, dtype=np.float64)
+
+
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}")  # a query parameter's integer: ASCII digits, within int64
+
+
+def _is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float that a float holds finitely (not a bool, NaN, infinity, nor an
+    integer too large for a float: JSON's integers have no bound)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= sys.float_info.max
+    return math.isfinite(value)
 
 
 def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
