@@ -133,7 +133,7 @@ def test_default_run_directory_is_named_after_model_data_and_seed(tmp_path, tiny
 
 def test_reproduce_rejects_bad_profile_and_seeds(tmp_path):
     _one_line_error(run_cli("reproduce", "--profile", "huge", "--out", str(tmp_path / "o")), "unknown profile 'huge'")
-    _one_line_error(run_cli("reproduce", "--seeds", "0", "--out", str(tmp_path / "o")), "--seeds must be between 1")
+    _one_line_error(run_cli("reproduce", "--seeds", "0", "--out", str(tmp_path / "o")), "--seeds must be a whole number between 1")
     assert not (tmp_path / "o").exists()
 
 

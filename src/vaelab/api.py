@@ -15,8 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from vaelab.analysis.encode import Codes, encode_split
 from vaelab.config import RunConfig, build_config, merge, preset, read_yaml, run_options
+from vaelab.errors import ConfigError
 from vaelab.training.trainer import TrainedRun, fit, load_run, resume_config
 
 
@@ -108,11 +111,16 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
     from vaelab.analysis.evaluate import evaluate as run_evaluation
 
     chosen = parse_groups(groups if groups is None or isinstance(groups, str) else ",".join(groups))
+    try:  # before anything loads: a user's value gets one line naming its option, from the API and the CLI
+        settings = EvalSettings(iwae_k=iwae_k, iwae_examples=iwae_examples, dci_estimator=dci_estimator,
+                                factor_points=factor_points)
+    except ValidationError as error:
+        first = error.errors()[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-")
+        raise ConfigError(f"invalid value for {option}: {first['msg']} (got {first.get('input')!r})") from None
     run = load_run(run_dir, device)
     data = run.load_data()
     seed = run.config.train.seed
-    settings = EvalSettings(iwae_k=iwae_k, iwae_examples=iwae_examples, dci_estimator=dci_estimator,
-                            factor_points=factor_points)
     reference = None
     if {"generation", "perturbation"} & set(chosen):
         from vaelab.analysis.classifier import load_or_train_classifier
@@ -130,7 +138,6 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
 def compare(folders: list[str | Path], format: str = "md") -> str:
     """One table of every measure across study folders and evaluated runs: ``md``, ``csv`` or ``json`` text."""
     from vaelab.analysis import compare as comparison
-    from vaelab.errors import ConfigError
 
     if format not in ("md", "csv", "json"):
         raise ConfigError(f"--format must be md, csv or json, not {format!r}")
@@ -173,13 +180,12 @@ def reproduce(out: str | Path = "results", *, dataset: str | None = None, seeds:
 
     ``execution``: ``executor``, ``address``, ``cpus_per_cell``, ``gpus_per_cell`` as in :func:`run_study`.
     """
-    from vaelab.errors import ConfigError
     from vaelab.studies.spec import load_study
 
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}: choose quick or full")
-    if not 1 <= seeds <= 100:
-        raise ConfigError(f"--seeds must be between 1 and 100, not {seeds}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
+        raise ConfigError(f"--seeds must be a whole number between 1 and 100, not {seeds!r}")
     spec = load_study(PROFILES[profile]).with_overrides(datasets=[dataset] if dataset else None, seeds=seeds,
                                                         data_dir=data_dir)
     return run_study(spec, out, progress=progress, device=device, **execution)
@@ -197,16 +203,16 @@ def explore(folders: list[str | Path], *, host: str = "127.0.0.1", port: int = 0
             points: int = 2000) -> Any:
     """Load run folders (or a study folder's runs) into the interactive explorer and bind its server.
 
-    Returns a :class:`~vaelab.explore.server.Server` listening on ``host:port`` (0: a free port) at
+    Returns a :class:`~vaelab.explorer.server.Server` listening on ``host:port`` (0: a free port) at
     ``.url``: call ``.run()`` to serve until Ctrl-C, or ``.start()``/``.stop()`` to serve from a thread.
     ``dataset``: which of a study's data sets; ``points``: test images on the map. Needs the
     ``explore`` extra. Nothing is written into the run folders.
     """
-    from vaelab.errors import ConfigError
-    from vaelab.explore.server import Server, require_stack
-    from vaelab.explore.session import Explorer, find_runs
+    from vaelab.explorer.server import Server, require_stack
+    from vaelab.explorer.session import Explorer, find_runs
 
     require_stack()  # before the models load: a missing extra is said at once
-    if not 10 <= points <= 20000:
-        raise ConfigError(f"--points must be between 10 and 20000, not {points}")
+    for name, value, low, high in (("--points", points, 10, 20000), ("--port", port, 0, 65535)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{name} must be a whole number between {low} and {high}, not {value!r}")
     return Server(Explorer(find_runs(list(folders), dataset), max_points=points), host=host, port=port)

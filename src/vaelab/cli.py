@@ -406,8 +406,8 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="a trained run directory"),
     measures: Optional[str] = typer.Option(None, "--measures", help="comma-separated groups, or all [all]: "
                                            + ",".join(MEASURE_GROUPS)),
-    iwae_k: int = typer.Option(1000, "--iwae-k", min=1, help="importance samples per image for the IWAE bound"),
-    iwae_examples: Optional[int] = typer.Option(None, "--iwae-examples", min=1, help="test images for IWAE [all]"),
+    iwae_k: int = typer.Option(1000, "--iwae-k", help="importance samples per image for the IWAE bound"),
+    iwae_examples: Optional[int] = typer.Option(None, "--iwae-examples", help="test images for IWAE [all]"),
     dci_estimator: str = typer.Option("boosted", "--dci-estimator", help="DCI's importances: boosted "
                                       "(gradient-boosted trees, as disentanglement_lib) or forest (about 30x "
                                       "faster, not comparable with Locatello et al.)"),
@@ -454,7 +454,7 @@ def compare(
 @app.command()
 def explore(
     folders: list[Path] = typer.Argument(..., help="run folders, or a study folder (its models, first complete seed)"),
-    port: int = typer.Option(0, "--port", min=0, max=65535, help="port to listen on [a free one]"),
+    port: int = typer.Option(0, "--port", help="port to listen on [a free one]"),
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on; anything but loopback is "
                              "reachable from other machines (a warning says so)"),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="which of a study's data sets [its first]"),

@@ -65,7 +65,7 @@ def test_every_model_is_in_the_report(every_model_study):
 
 def test_every_model_is_in_the_explorer(every_model_study):
     pytest.importorskip("starlette")
-    from vaelab.explore.session import Explorer, find_runs
+    from vaelab.explorer.session import Explorer, find_runs
 
     root, _ = every_model_study
     explorer = Explorer(find_runs([root]))

@@ -1,4 +1,4 @@
-"""The explorer's web server: Starlette routes around an :class:`~vaelab.explore.session.Explorer`, run
+"""The explorer's web server: Starlette routes around an :class:`~vaelab.explorer.session.Explorer`, run
 by uvicorn on 127.0.0.1 (the ``explore`` extra).
 
 Every ``/api/...`` answer is JSON. A bad request gets a 400 with ``{"error": message}``; an
@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from vaelab.errors import ConfigError, notice
 from vaelab.io import json_text
-from vaelab.explore.session import BadRequest, Explorer
+from vaelab.explorer.session import BadRequest, Explorer
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_BODY = 1 << 20  # bytes: a request is a few numbers; anything bigger is refused

@@ -149,7 +149,7 @@ def test_the_cli_refuses_bad_input_in_one_line(tmp_path, tiny_study):
     result = run_cli("explore", str(tiny_study), "--dataset", "mnist", "--no-browser")
     assert result.returncode == 2 and "has no data set 'mnist'" in result.stderr
     result = run_cli("explore", str(tiny_study), "--points", "3", "--no-browser")
-    assert result.returncode == 2 and "--points must be between 10 and 20000" in result.stderr
+    assert result.returncode == 2 and "--points must be a whole number between 10 and 20000" in result.stderr
 
 
 def test_a_port_in_use_is_a_one_line_error(server, tiny_study):
@@ -169,14 +169,14 @@ def test_without_the_extra_the_cli_says_how_to_install_it(tiny_study):
 
 
 def test_loopback_is_recognised():
-    from vaelab.explore.server import is_loopback
+    from vaelab.explorer.server import is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("example.org")
 
 
 def test_the_server_stops_when_asked(explorer):
-    from vaelab.explore.server import Server
+    from vaelab.explorer.server import Server
 
     running = Server(explorer).start()
     assert call(running, "/api/summary")[0] == 200
@@ -188,8 +188,8 @@ def test_the_server_stops_when_asked(explorer):
 
 
 def test_a_run_whose_measures_json_holds_nan_opens_with_the_value_missing(bare_run, tmp_path):
-    from vaelab.explore.server import Server
-    from vaelab.explore.session import Explorer, find_runs
+    from vaelab.explorer.server import Server
+    from vaelab.explorer.session import Explorer, find_runs
 
     run = tmp_path / "vae-nan"
     shutil.copytree(bare_run, run)

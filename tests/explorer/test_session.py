@@ -9,10 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from tests.explore.conftest import folder_digest
+from tests.explorer.conftest import folder_digest
 from vaelab.analysis.generate import decode, prior_draws
 from vaelab.errors import RunError
-from vaelab.explore.session import BadRequest, Explorer, _slerp, find_runs
+from vaelab.explorer.session import BadRequest, Explorer, _slerp, find_runs
 
 
 def pixels(uri: str) -> np.ndarray:

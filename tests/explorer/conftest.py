@@ -65,7 +65,7 @@ def bare_run(tmp_path_factory, tiny_study) -> Path:
 
 @pytest.fixture(scope="session")
 def explorer(tiny_study):
-    from vaelab.explore.session import Explorer, find_runs
+    from vaelab.explorer.session import Explorer, find_runs
 
     return Explorer(find_runs([tiny_study]))
 
@@ -73,7 +73,7 @@ def explorer(tiny_study):
 @pytest.fixture(scope="session")
 def server(explorer):
     """The explorer served on 127.0.0.1 (a free port) from a thread; stopped at the end of the session."""
-    from vaelab.explore.server import Server
+    from vaelab.explorer.server import Server
 
     running = Server(explorer).start()
     yield running
