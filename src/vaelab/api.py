@@ -172,6 +172,13 @@ def run_study(study: str | Path | Any, out: str | Path | None = None, *, executo
 PROFILES = {"quick": "thesis", "full": "thesis-full"}
 
 
+def check_whole_number(option: str, value: Any, low: int, high: int) -> None:
+    """Refuse, in one line naming the CLI ``option``, a ``value`` that is not an int from ``low`` to ``high``
+    (a bool or a string of digits from Python included)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{option} must be a whole number between {low} and {high}, not {value!r}")
+
+
 def reproduce(out: str | Path = "results", *, dataset: str | None = None, seeds: int = 3, profile: str = "quick",
               data_dir: str | None = None, progress: bool = False, device: str = "auto",
               **execution: Any) -> dict[str, Any]:
@@ -184,8 +191,7 @@ def reproduce(out: str | Path = "results", *, dataset: str | None = None, seeds:
 
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}: choose quick or full")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
-        raise ConfigError(f"--seeds must be a whole number between 1 and 100, not {seeds!r}")
+    check_whole_number("--seeds", seeds, 1, 100)
     spec = load_study(PROFILES[profile]).with_overrides(datasets=[dataset] if dataset else None, seeds=seeds,
                                                         data_dir=data_dir)
     return run_study(spec, out, progress=progress, device=device, **execution)
@@ -212,7 +218,6 @@ def explore(folders: list[str | Path], *, host: str = "127.0.0.1", port: int = 0
     from vaelab.explorer.session import Explorer, find_runs
 
     require_stack()  # before the models load: a missing extra is said at once
-    for name, value, low, high in (("--points", points, 10, 20000), ("--port", port, 0, 65535)):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"{name} must be a whole number between {low} and {high}, not {value!r}")
+    check_whole_number("--points", points, 10, 20000)
+    check_whole_number("--port", port, 0, 65535)
     return Server(Explorer(find_runs(list(folders), dataset), max_points=points), host=host, port=port)
