@@ -21,6 +21,7 @@ import torch
 
 from vaelab.hardware import resolve
 from vaelab.studies.spec import validate_study
+from vaelab.studies.executors import ExecutorOptions
 from vaelab.studies.study import run_study
 
 STUDY = {
@@ -53,7 +54,7 @@ def _rss_of_ray_processes() -> float:
 def _timed(spec, executor: str, cpus: int | None) -> tuple[float, bytes]:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        run_study(spec, Path(tmp) / "s", executor=executor, cpus_per_cell=cpus, progress=False, draw_report=False)
+        run_study(spec, Path(tmp) / "s", executor=ExecutorOptions(executor, cpus_per_cell=cpus), progress=False)
         return time.perf_counter() - started, (Path(tmp) / "s" / "results.json").read_bytes()
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from vaelab import records
 from vaelab.analysis.encode import Codes, encode_split
 from vaelab.config import RunConfig, build_config, merge, preset, read_yaml, run_options
 from vaelab.errors import ConfigError
@@ -69,10 +70,9 @@ def train(model: str | None = "vae", *, out: str | Path | None = None, config_fi
 
 def default_run_dir(model: str | None, config: RunConfig) -> Path:
     """``runs/<model>-<dataset>-seed<k>``; an ``idx:PATH`` data set is named after its folder."""
-    from vaelab.studies.cells import dataset_slug
 
     name = model or f"{config.model.encoder}-{config.model.decoder}-{config.model.objective}"
-    return Path("runs") / f"{name}-{dataset_slug(config.data.name)}-seed{config.train.seed}"
+    return Path("runs") / f"{name}-{records.dataset_slug(config.data.name)}-seed{config.train.seed}"
 
 
 def load(run_dir: str | Path, device: str = "auto") -> TrainedRun:
@@ -107,7 +107,7 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
     The generation and perturbation measures use vaelab's feature classifier, trained
     once per data set and seed into the user cache (rebuilt if the data changed).
     """
-    from vaelab.analysis.evaluate import EvalSettings, make_reference, parse_groups, write_measures
+    from vaelab.analysis.evaluate import EvalSettings, make_reference, measures_record, parse_groups
     from vaelab.analysis.evaluate import evaluate as run_evaluation
 
     chosen = parse_groups(groups if groups is None or isinstance(groups, str) else ",".join(groups))
@@ -127,11 +127,11 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
         from vaelab.data.sources import cache_root
 
         safe = data.name.replace("idx:", "idx-").replace("/", "_")
-        folder = cache_root() / "classifiers" / f"{safe}-seed{seed}"
+        folder = cache_root() / records.CLASSIFIERS / f"{safe}-seed{seed}"
         classifier, info = load_or_train_classifier(folder, data, seed, settings.classifier_epochs, run.model.device)
         reference = make_reference(classifier, info, data)
     evaluation = run_evaluation(run.model, data, seed, chosen, settings, reference)
-    write_measures(Path(run_dir), evaluation, chosen, settings, reference)
+    records.write_measures(Path(run_dir), measures_record(evaluation, chosen, settings, reference))
     return evaluation.measures
 
 
@@ -158,6 +158,8 @@ def run_study(study: str | Path | Any, out: str | Path | None = None, *, executo
     ``datasets``, ``seeds`` (a count or a list) and ``protocol`` (``holdout`` or
     ``transductive``) replace the study file's own.
     """
+    from vaelab.report.build import build_report
+    from vaelab.studies.executors import ExecutorOptions
     from vaelab.studies.spec import StudySpec, load_study
     from vaelab.studies.study import run_study as run
 
@@ -165,8 +167,10 @@ def run_study(study: str | Path | Any, out: str | Path | None = None, *, executo
     if datasets or seeds is not None or protocol is not None:
         spec = spec.with_overrides(datasets=datasets, seeds=seeds, protocol=protocol)
     out = Path(out) if out is not None else Path("studies") / spec.name
-    return run(spec, out, executor=executor, address=address, cpus_per_cell=cpus_per_cell,
-               gpus_per_cell=gpus_per_cell, device=device, progress=progress, draw_report=draw_report)
+    options = ExecutorOptions(executor, address, cpus_per_cell, gpus_per_cell)
+    # the engine runs the cells and writes results.json; the report is drawn here, inside its lock
+    return run(spec, out, executor=options, device=device, progress=progress,
+               finish=build_report if draw_report else None)
 
 
 PROFILES = {"quick": "thesis", "full": "thesis-full"}
@@ -202,7 +206,7 @@ def report(out: str | Path) -> Path:
     from vaelab.report.build import build_report
 
     build_report(Path(out))
-    return Path(out) / "report.html"
+    return Path(out) / records.REPORT_HTML
 
 
 def explore(folders: list[str | Path], *, host: str = "127.0.0.1", port: int = 0, dataset: str | None = None,

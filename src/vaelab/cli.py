@@ -358,13 +358,15 @@ def study_list() -> None:
 
 
 def _print_study_results(results: dict, out: Path) -> None:
+    from vaelab import records
+
     for dataset, part in results["datasets"].items():
         _print_study_table(results, dataset, part)
         if part["finding"]:
             typer.echo(part["finding"])
     for failure in results["failed"]:
         typer.echo(f"failed: {failure['job']}: {failure['error']}", err=True)
-    typer.echo(f"report: {out / 'report.html'}  (results: {out / 'results.json'})")
+    typer.echo(f"report: {out / records.REPORT_HTML}  (results: {out / records.RESULTS_JSON})")
     if results["failed"]:
         from vaelab.errors import RunError
 
@@ -416,7 +418,7 @@ def evaluate(
     device: str = DEVICE_OPTION,
 ) -> None:
     """Measure a run's test codes; write RUN_DIR/measures.json and print a table."""
-    from vaelab import api
+    from vaelab import api, records
     from vaelab.analysis.disentanglement import DCI_ESTIMATORS
 
     if dci_estimator not in DCI_ESTIMATORS:
@@ -424,7 +426,7 @@ def evaluate(
     values = api.evaluate(run_dir, measures, iwae_k=iwae_k, iwae_examples=iwae_examples, device=device,
                           dci_estimator=dci_estimator, factor_points=factor_points)
     _print_measures(values)
-    typer.echo(f"wrote {run_dir / 'measures.json'}")
+    typer.echo(f"wrote {run_dir / records.MEASURES_JSON}")
 
 
 def _print_measures(values: dict[str, float]) -> None:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -130,6 +131,16 @@ def finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [finite(value) for value in obj]
     return obj
+
+
+def is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float that a float holds finitely (not a bool, NaN, infinity, nor an
+    integer too large for a float: JSON's integers have no bound)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= sys.float_info.max
+    return math.isfinite(value)
 
 
 def json_text(obj: Any, **options) -> str:

@@ -10,7 +10,7 @@ from vaelab.analysis.compare import collect
 from vaelab.api import make_config
 from vaelab.errors import RunError
 from vaelab.io import write_json
-from vaelab.training.checkpoint import write_model_json
+from vaelab.records import write_model_json
 
 
 def fake_run(folder: Path, silhouette: float, **options) -> Path:

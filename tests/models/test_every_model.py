@@ -38,7 +38,7 @@ def every_model_study(tmp_path_factory) -> tuple[Path, dict]:
     # a shorter schedule, with every model's own stages (VaDE's pre-training) kept
     spec = validate_study(values, "the test study").with_overrides(epochs_scale=0.2)
     root = tmp_path_factory.mktemp("study") / "out"
-    results = run_study(spec, root, progress=False, draw_report=False)
+    results = run_study(spec, root, progress=False)
     return root, results
 
 

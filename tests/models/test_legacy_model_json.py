@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vaelab.models import build_model
-from vaelab.training.checkpoint import read_model_json
+from vaelab.records import read_model_json
 
 LEGACY = json.loads((Path(__file__).parent / "legacy_model_json.json").read_text())["runs"]
 

@@ -16,6 +16,7 @@ import yaml
 
 from tests.conftest import make_tiny_idx, run_cli
 from vaelab.studies.spec import load_study
+from vaelab.studies.executors import ExecutorOptions
 from vaelab.studies.study import run_study
 
 # Two latent sizes and two βs: models the thesis study does not have. Cheap measures only.
@@ -135,7 +136,7 @@ def test_the_api_runs_a_study_spec(tmp_path, tiny):
     import torch
 
     threads = torch.get_num_threads()
-    results = run_study(spec, tmp_path / "api", progress=False, draw_report=False, cpus_per_cell=1)
+    results = run_study(spec, tmp_path / "api", progress=False, executor=ExecutorOptions(cpus_per_cell=1))
     assert torch.get_num_threads() == threads  # the caller's process keeps its threads
     (part,) = results["datasets"].values()
     assert list(part["per_seed"]["vae-z4"]) == ["3"] and part["finding"] is None
@@ -186,7 +187,7 @@ def test_ray_asked_for_without_ray_installed_says_how(tmp_path, tiny, monkeypatc
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ConfigError, match=r"pip install 'vaelab\[ray\]'"):
-        executors.make_executor("ray")
+        executors.make_executor(executors.ExecutorOptions("ray"))
 
 
 def test_a_finished_cell_whose_measures_do_not_read_back_is_a_failure_not_a_gap(local_study, tmp_path):
@@ -261,3 +262,25 @@ def test_the_same_study_with_another_title_or_comparison_reuses_its_cells(local_
     assert {path: path.read_bytes() for path in copy.rglob("weights.safetensors")} == weights
     (part,) = json.loads((copy / "results.json").read_text())["datasets"].values()
     assert set(part["paired"]) == {"silhouette:vae-z12-vae-z4"}
+
+
+def test_a_reused_cell_whose_codes_have_the_right_keys_but_wrong_shapes_is_redone(local_study, tmp_path):
+    """Issue 22 item 2: such a codes.npz used to be reused and then crash the report (IndexError)."""
+    import shutil
+
+    import numpy as np
+
+    from vaelab.studies.study import plan
+
+    out, study_file = local_study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    victim = plan(load_study(study_file))[0].run_dir(copy) / "codes.npz"
+    with np.load(victim) as saved:
+        arrays = {name: saved[name][:3] for name in saved.files}  # 3 codes where the test split has more
+    np.savez(victim, **arrays)
+    result = run_cli("study", "run", str(study_file), "--out", str(copy), "--quiet", "--cpus-per-cell", "1")
+    assert result.returncode == 0, result.stderr
+    assert (copy / "results.json").read_bytes() == (out / "results.json").read_bytes()
+    with np.load(victim) as saved:
+        assert len(saved["mean"]) > 3

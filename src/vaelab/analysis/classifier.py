@@ -21,6 +21,7 @@ from torch import nn
 from vaelab.data.dataset import Dataset, to_tensor
 from vaelab.errors import DataError, notice
 from vaelab.io import read_json, write_json, write_safetensors
+from vaelab.records import CLASSIFIER_JSON, WEIGHTS
 from vaelab.seeding import seeded_torch, torch_generator
 
 EXTRACTOR = "conv16-conv32-fc128"
@@ -92,7 +93,7 @@ def load_or_train_classifier(folder: Path, data: Dataset, seed: int, epochs: int
                         f"{data.name} has {shape}: leave out the generation and perturbation measures (e.g. "
                         "--measures separation,knn,probe,clustering,map,health,likelihood)")
     folder = Path(folder)
-    info_path, weights_path = folder / "classifier.json", folder / "weights.safetensors"
+    info_path, weights_path = folder / CLASSIFIER_JSON, folder / WEIGHTS
     # The data's fingerprint too: a cache made from other data (a swapped idx: folder) is rebuilt.
     wanted = {"extractor": EXTRACTOR, "dataset": data.name, "data_fingerprint": data.fingerprint,
               "seed": seed, "epochs": epochs}

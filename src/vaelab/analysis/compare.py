@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.analysis import stats
-from vaelab.analysis.evaluate import read_measures
 from vaelab.analysis.registry import MEASURE_INFO, describe, is_detail
 from vaelab.config import flatten
 from vaelab.errors import RunError
-from vaelab.io import json_text, read_json
+from vaelab.io import json_text
 from vaelab.models.registry import PRESET_KEYS, PRESETS
-from vaelab.training.checkpoint import read_model_json
+from vaelab.records import is_run_folder, is_study_folder, load_results, read_measures, read_model_json
 
 
 def run_label(config) -> str:
@@ -46,11 +45,11 @@ def collect(folders: list[str | Path]) -> dict[str, dict[str, dict[str, float]]]
     studies are told apart by their folder names, or by their paths where those clash.
     """
     table: dict[str, dict[str, dict[str, float]]] = {}
-    studies = [Path(f) for f in folders if (Path(f) / "results.json").is_file()]
+    studies = [Path(f) for f in folders if is_study_folder(Path(f))]
     study_names = _distinct_names(studies)
     groups: dict[str, dict[str, Any]] = {}  # config without seed (JSON) -> config and {seed: (folder, measures)}
     for folder in map(Path, folders):
-        if (folder / "results.json").is_file():
+        if is_study_folder(folder):
             results = load_results(folder)
             parts = results["datasets"]
             for dataset, part in parts.items():
@@ -58,7 +57,7 @@ def collect(folders: list[str | Path]) -> dict[str, dict[str, dict[str, float]]]
                     label = model if len(parts) == 1 else f"{model} ({dataset})"
                     label = label if len(studies) == 1 else f"{study_names[folder]}:{label}"
                     table.setdefault(label, {}).update(seeds)
-        elif (folder / "model.json").is_file():
+        elif is_run_folder(folder):
             saved = read_measures(folder)
             if saved is None:
                 raise RunError(f"{folder}: no measures.json: run `vaelab evaluate {folder}` first")
@@ -86,47 +85,6 @@ def reference_applies(reference: dict | None, dataset: str) -> bool:
         return False
     named = reference.get("datasets")
     return not named or dataset in named or dataset.startswith("idx:")
-
-
-def load_results(out: str | Path) -> dict[str, Any]:
-    """``results.json`` of a study folder, with one-line errors for a missing, damaged or older file."""
-    path = Path(out) / "results.json"
-    if not path.is_file():
-        raise RunError(f"{out}: no results.json: run `vaelab study run FILE --out {out}` "
-                       f"(or `vaelab reproduce --out {out}`) first")
-    try:
-        results = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunError(f"{path} is damaged (not JSON): run the study again into {out} to rewrite it") from None
-    if not isinstance(results, dict) or not isinstance(results.get("datasets"), dict) or "study" not in results:
-        raise RunError(f"{path} was not written by this version of vaelab's studies: run the study again "
-                       f"into a new folder")
-    if not _complete(results):
-        raise RunError(f"{path} is incomplete or damaged: run the study again into {out} to rewrite it")
-    return results
-
-
-def _complete(results: dict) -> bool:
-    """Whether results.json has every part the report and the comparison read, of the right kind."""
-    study = results["study"]
-    if not (isinstance(study, dict) and isinstance(study.get("models"), dict) and isinstance(study.get("seeds"), list)
-            and isinstance(study.get("evaluation"), dict) and isinstance(results.get("failed", []), list)):
-        return False
-    if not all(isinstance(m, dict) and isinstance(m.get("label"), str) and isinstance(m.get("model"), dict)
-               and isinstance(m.get("train"), dict) for m in study["models"].values()):
-        return False
-    for part in results["datasets"].values():
-        if not isinstance(part, dict):
-            return False
-        for key in ("per_seed", "aggregate", "runs"):
-            table = part.get(key)
-            if not isinstance(table, dict) or set(table) != set(study["models"]):
-                return False
-            if not all(isinstance(v, dict) for v in table.values()):
-                return False
-        if not isinstance(part.get("paired", {}), dict) or not isinstance(part.get("classifier", {}), dict):
-            return False
-    return True
 
 
 def _without_seed(config) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -34,8 +33,7 @@ from vaelab.analysis.encode import Codes, encode_split
 from vaelab.analysis.registry import CLASSIFIER_GROUPS, GROUPS, TRAIN_CODE_GROUPS
 from vaelab.config import EvalSettings
 from vaelab.data.dataset import Dataset, to_tensor
-from vaelab.errors import ConfigError, RunError
-from vaelab.io import read_json, write_json
+from vaelab.errors import ConfigError
 from vaelab.models.base import INFERENCE_BATCH
 
 
@@ -274,32 +272,14 @@ def to_tensor_float(images: np.ndarray):
     return tensor.unsqueeze(1) if tensor.ndim == 3 else tensor
 
 
-MEASURES_JSON = "measures.json"
-
-
-def write_measures(run_dir: Path, evaluation: Evaluation, groups: tuple[str, ...], settings: EvalSettings,
-                   reference: Reference | None) -> dict:
-    """Write ``RUN_DIR/measures.json`` (measures, settings, extractor, timings) and return it."""
-    record = {
+def measures_record(evaluation: Evaluation, groups: tuple[str, ...], settings: EvalSettings,
+                    reference: Reference | None) -> dict:
+    """What ``measures.json`` holds (written by :func:`vaelab.records.write_measures`): the measures, the
+    groups and settings they were made with, the feature classifier's description, and timings."""
+    return {
         "measures": evaluation.measures,
         "groups": list(groups),
         "settings": settings.model_dump(mode="json"),
         "classifier": reference.info if reference is not None else None,
         "timings": evaluation.timings,
     }
-    write_json(Path(run_dir) / MEASURES_JSON, record)
-    return record
-
-
-def read_measures(run_dir: Path) -> dict | None:
-    """``RUN_DIR/measures.json`` if it exists (None if not; a damaged one is a one-line :class:`RunError`)."""
-    path = Path(run_dir) / MEASURES_JSON
-    if not path.is_file():
-        return None
-    try:
-        saved = read_json(path)
-    except (ValueError, UnicodeDecodeError):
-        saved = None
-    if not isinstance(saved, dict) or not isinstance(saved.get("measures"), dict):
-        raise RunError(f"{path} is damaged: measure the run again (`vaelab evaluate {run_dir}`)")
-    return saved

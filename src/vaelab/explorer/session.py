@@ -8,11 +8,8 @@ run folders are only read.
 
 from __future__ import annotations
 
-import math
 import re
-import sys
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from vaelab import records
 from vaelab.analysis.encode import encode_images
 from vaelab.analysis.generate import class_centroids, cycled_labels, decode, prior_draws
 from vaelab.errors import RunError
-from vaelab.io import read_json
+from vaelab.io import is_finite_number
 from vaelab.pixels import data_uri
 from vaelab.seeding import torch_generator
 
@@ -80,19 +78,19 @@ class Model:
 def _measures(run_dir: Path) -> dict[str, float]:
     """The run's ``measures.json`` (``{}`` where it is missing or unreadable: the explorer opens without it)."""
     try:
-        saved = read_json(run_dir / "measures.json")
-        # A damaged value (text, NaN, infinity, an integer no float holds) is shown as missing, not served
-        return {k: float(v) for k, v in saved.get("measures", {}).items() if _is_finite_number(v)}
-    except (OSError, ValueError, AttributeError):
+        saved = records.read_measures(run_dir) or {}
+    except (RunError, OSError):
         return {}
+    # A damaged value (text, NaN, infinity, an integer no float holds) is shown as missing, not served
+    return {k: float(v) for k, v in saved.get("measures", {}).items() if is_finite_number(v)}
 
 
 def _saved_tsne(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """``(index, tsne)`` from the run's ``map.npz``, or None where it has none (or an empty or damaged one)."""
     try:
-        with np.load(run_dir / "map.npz", allow_pickle=False) as saved:
-            index, tsne = saved["index"].astype(np.int64), saved["tsne"].astype(np.float64)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        saved = records.read_npz(run_dir / records.MAP_NPZ)
+        index, tsne = saved["index"].astype(np.int64), saved["tsne"].astype(np.float64)
+    except (RunError, KeyError, ValueError, TypeError):
         return None
     if len(index) == 0 or tsne.shape != (len(index), 2):
         return None
@@ -102,13 +100,11 @@ def _saved_tsne(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
 def find_runs(folders: list[str | Path], dataset: str | None = None) -> list[tuple[str, str, Path]]:
     """``(key, label, run_dir)`` for each folder: a run folder stands for itself; a study folder for the
     first seed that all its models finished, on its first data set (or ``dataset``)."""
-    from vaelab.training.checkpoint import MODEL_JSON
-
     found: list[tuple[str, str, Path]] = []
     for folder in map(Path, folders):
-        if (folder / MODEL_JSON).is_file():
+        if records.is_run_folder(folder):
             found.append((folder.name, folder.name, folder))
-        elif (folder / "results.json").is_file():
+        elif records.is_study_folder(folder):
             found.extend(_study_runs(folder, dataset))
         elif not folder.is_dir():
             raise RunError(f"{folder}: no such folder: give a run folder (with model.json) or a study folder "
@@ -126,9 +122,7 @@ def find_runs(folders: list[str | Path], dataset: str | None = None) -> list[tup
 
 
 def _study_runs(folder: Path, dataset: str | None) -> list[tuple[str, str, Path]]:
-    from vaelab.analysis.compare import load_results
-
-    results = load_results(folder)
+    results = records.load_results(folder)
     names = list(results["datasets"])
     if dataset is None:
         dataset = names[0] if names else None
@@ -367,7 +361,7 @@ class Explorer:
 
     @staticmethod
     def _number(value: Any, name: str, low: float, high: float) -> float:
-        if not _is_finite_number(value) or not low <= value <= high:
+        if not is_finite_number(value) or not low <= value <= high:
             raise BadRequest(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
         return float(value)
 
@@ -376,7 +370,7 @@ class Explorer:
         if not isinstance(values, list) or len(values) != size:
             raise BadRequest(f"{name} must be a list of {size} numbers"
                              + (f", not {len(values)}" if isinstance(values, list) else ""))
-        if not all(_is_finite_number(v) for v in values):
+        if not all(is_finite_number(v) for v in values):
             raise BadRequest(f"{name} must hold finite numbers only (no NaN, infinity or text)")
         if any(abs(v) > 1e4 for v in values):  # before converting: a JSON integer may be too large for a float
             raise BadRequest(f"{name} is out of range: keep every value within ±10000")
@@ -384,16 +378,6 @@ class Explorer:
 
 
 INTEGER_TEXT = re.compile(r"-?[0-9]{1,18}")  # a query parameter's integer: ASCII digits, within int64
-
-
-def _is_finite_number(value: Any) -> bool:
-    """Whether ``value`` is an int or float that a float holds finitely (not a bool, NaN, infinity, nor an
-    integer too large for a float: JSON's integers have no bound)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    if isinstance(value, int):
-        return abs(value) <= sys.float_info.max
-    return math.isfinite(value)
 
 
 def _slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:

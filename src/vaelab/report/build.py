@@ -13,29 +13,18 @@ from __future__ import annotations
 
 import base64
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, load_results, reference_applies
+from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, reference_applies
 from vaelab.analysis.registry import BAR_MEASURES
 from vaelab.config import ModelConfig
-from vaelab.errors import RunError
 from vaelab.io import atomic_write
 from vaelab.report import figures
-from vaelab.training.checkpoint import METRICS, read_metrics
+from vaelab.records import (CELL_FILES, CODES_NPZ, FIGURES, GRIDS_NPZ, MAP_NPZ, REPORT_HTML, REPORT_MD, load_results,
+                            read_metrics, read_model_json, read_npz)
 
-
-
-def _npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            return {name: saved[name] for name in saved.files}
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing: run the study again to redo that cell") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        raise RunError(f"{path} is damaged: delete it and run the study again to redo that cell") from None
 
 
 def _first_finished(part: dict, model: str, seeds: list[int]) -> str | None:
@@ -57,7 +46,7 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
     if not shown:
         return {}
     label = {key: study["models"][key]["label"] for key in shown}
-    grids = {key: _npz(run / "grids.npz") for key, (_, run) in shown.items()}
+    grids = {key: read_npz(run / GRIDS_NPZ) for key, (_, run) in shown.items()}
     first = next(iter(grids.values()))
     names = [str(name) for name in first["class_names"]]
     drawn: dict[str, Path] = {}
@@ -82,13 +71,13 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
                                                 "the others fixed at the first test image's code")
     maps = {}
     for key, (_, run) in shown.items():
-        saved, codes = _npz(run / "map.npz"), _npz(run / "codes.npz")
+        saved, codes = read_npz(run / MAP_NPZ), read_npz(run / CODES_NPZ)
         if len(saved["tsne"]):
             maps[label[key]] = (saved["tsne"], codes["labels"][saved["index"]])
     if maps:  # studies without the map group have empty maps
         drawn["tsne"] = figures.latent_maps(maps, names, out / "tsne.png",
                                             "t-SNE of the test codes (posterior means for VAEs)")
-    silhouettes = {label[k]: (g["silhouettes"], _npz(shown[k][1] / "codes.npz")["labels"],
+    silhouettes = {label[k]: (g["silhouettes"], read_npz(shown[k][1] / CODES_NPZ)["labels"],
                               float(np.mean(g["silhouettes"]))) for k, g in grids.items()}
     drawn["silhouette"] = figures.silhouette_plots(silhouettes, names, out / "silhouette.png",
                                                    "Per-class silhouettes of the test codes")
@@ -116,7 +105,7 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
         drawn["measures"] = figures.bars(keys, bars, out / "measures.png", "Latent-space measures (mean, 95% CI)")
     curves = {}
     for key, (_, run) in shown.items():
-        history = [row for row in read_metrics(run / METRICS) if "test_recon" in row]
+        history = [row for row in read_metrics(run) if "test_recon" in row]
         x = np.array([row["epoch"] for row in history], dtype=float)
         curves[label[key]] = (x, np.array([row["test_recon"] for row in history]), np.zeros(len(x)))
     drawn["training"] = figures.curves(curves, out / "training.png", "Test reconstruction BCE per epoch (first seed)",
@@ -141,7 +130,7 @@ def interactive_map(root: Path, results: dict, dataset: str) -> dict | None:
         if seed is None:
             continue
         run = root / part["runs"][model][seed]
-        saved, labels = _npz(run / "map.npz"), _npz(run / "codes.npz")["labels"]
+        saved, labels = read_npz(run / MAP_NPZ), read_npz(run / CODES_NPZ)["labels"]
         if not len(saved["tsne"]):
             continue
         index = saved["index"].astype(int)
@@ -157,7 +146,7 @@ def interactive_map(root: Path, results: dict, dataset: str) -> dict | None:
         images = {str(i): data_uri(data.test_images[i] / 255.0) for i in sorted(shown_index)}
     except (VaelabError, IndexError):
         pass
-    first = _npz(models[0]["run"] / "grids.npz")
+    first = read_npz(models[0]["run"] / GRIDS_NPZ)
     for model in models:
         del model["run"]
     return {"models": models, "class_names": [str(n) for n in first["class_names"]], "images": images}
@@ -166,8 +155,6 @@ def interactive_map(root: Path, results: dict, dataset: str) -> dict | None:
 def _recorded_data(run: Path):
     """The data set a run was trained on, read again; refused (RunError) where it has changed since."""
     from vaelab.data.registry import check_same_data, load_dataset
-    from vaelab.training.checkpoint import read_model_json
-
     info = read_model_json(run)
     config = info["config"].data
     data = load_dataset(config.name, data_dir=config.data_dir, holdout=config.holdout, download=False,
@@ -192,8 +179,8 @@ def check_inputs(root: Path, results: dict) -> None:
         for model in study["models"]:
             seed = _first_finished(part, model, study["seeds"])
             if seed is not None:
-                for name in ("grids.npz", "map.npz", "codes.npz"):
-                    _npz(root / part["runs"][model][seed] / name)
+                for name in CELL_FILES:
+                    read_npz(root / part["runs"][model][seed] / name)
 
 
 def _slug(dataset: str, results: dict) -> str:
@@ -250,7 +237,7 @@ def build_report(root: str | Path) -> dict[str, float]:
     results = load_results(root)
     check_inputs(root, results)  # every file is read before any figure is redrawn: all or nothing
     started = time.perf_counter()
-    drawn = {dataset: draw_dataset_figures(root, results, dataset, root / "figures" / _slug(dataset, results))
+    drawn = {dataset: draw_dataset_figures(root, results, dataset, root / FIGURES / _slug(dataset, results))
              for dataset in results["datasets"]}
     figures_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -261,6 +248,6 @@ def build_report(root: str | Path) -> dict[str, float]:
     maps = {dataset: interactive_map(root, results, dataset) for dataset in results["datasets"]}
     html, _ = render(results, embedded, maps, plotly_script())
     _, markdown = render(results, relative)
-    atomic_write(root / "report.html", html)
-    atomic_write(root / "report.md", markdown)
+    atomic_write(root / REPORT_HTML, html)
+    atomic_write(root / REPORT_MD, markdown)
     return {"figures": figures_seconds, "report": time.perf_counter() - started}

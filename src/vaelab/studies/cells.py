@@ -19,29 +19,54 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+import torch
+
+from vaelab import records
+from vaelab.analysis.classifier import load_or_train_classifier
+from vaelab.analysis.evaluate import evaluate, make_reference, measures_record
+from vaelab.analysis.generate import figure_grids
+from vaelab.analysis.registry import CLASSIFIER_GROUPS
+from vaelab.config import EvalSettings, RunConfig
+from vaelab.data.registry import check_same_data, load_dataset
 from vaelab.errors import RunError, VaelabError
+from vaelab.hardware import make_deterministic, resolve
+from vaelab.io import folder_lock, write_npz
+from vaelab.training.trainer import fit, load_run
 
-CODES_NPZ = "codes.npz"
-MAP_NPZ = "map.npz"
-GRIDS_NPZ = "grids.npz"
-CELL_FILES = (CODES_NPZ, MAP_NPZ, GRIDS_NPZ)
+@dataclass(frozen=True)
+class Cell:
+    """One (data set, model, seed) of a study, with its resolved run config: the one type of a study's cell,
+    planned by the study, run by an executor in any process (it pickles), and aggregated."""
 
+    dataset: str
+    model: str
+    seed: int
+    config: RunConfig
 
-def dataset_slug(name: str) -> str:
-    """A folder name for a data set: ``idx:/data/tiny`` -> ``idx-tiny``, ``dsprites:600`` -> ``dsprites-600``;
-    other names as they are."""
-    if name.startswith("idx:"):
-        return "idx-" + (Path(name[4:]).expanduser().resolve().name or "data")
-    return name.replace(":", "-")
+    @property
+    def identity(self) -> str:
+        """The stable hash of the resolved config: equal identities are the same run."""
+        return self.config.identity()
+
+    @property
+    def name(self) -> str:
+        """How the cell is named in progress lines and failure reports."""
+        return f"{self.model} seed {self.seed} on {self.dataset}"
+
+    def run_dir(self, root: Path) -> Path:
+        """The cell's run directory under the study folder ``root``."""
+        return records.cell_dir(root, self.dataset, self.model, self.seed)
 
 
 @dataclass(frozen=True)
 class Job:
-    """What one unit of work needs, as plain values (picklable, the same in every process)."""
+    """One unit of work (a cell, or the classifier its data set and seed share) with what every job of the
+    study shares, as values that travel to another process."""
 
     kind: str  # "classifier" or "cell"
     root: str  # the study folder
@@ -53,33 +78,22 @@ class Job:
     device: str = "cpu"
     precision: str = "fp32"
     threads: int | None = None  # torch threads for this job (results of conv models depend on it)
-    model: str = ""  # cell jobs: the model's key, its resolved config and the measure groups
-    config: dict[str, Any] = field(default_factory=dict)
+    cell: Cell | None = None  # cell jobs: the cell, and the measure groups
     groups: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         """How the job is named in progress lines and failure reports."""
-        if self.kind == "classifier":
+        if self.cell is None:
             return f"classifier {self.dataset} seed {self.seed}"
-        return f"{self.model} seed {self.seed} on {self.dataset}"
+        return self.cell.name
 
     @property
     def run_dir(self) -> Path:
         """The cell's run directory (cell jobs) or the classifier's folder."""
-        if self.kind == "classifier":
-            return classifier_dir(Path(self.root), self.dataset, self.seed)
-        return cell_dir(Path(self.root), self.dataset, self.model, self.seed)
-
-
-def cell_dir(root: Path, dataset: str, model: str, seed: int) -> Path:
-    """``runs/<data set>/<model>-seed<k>`` under the study folder."""
-    return root / "runs" / dataset_slug(dataset) / f"{model}-seed{seed}"
-
-
-def classifier_dir(root: Path, dataset: str, seed: int) -> Path:
-    """``classifiers/<data set>/seed<k>`` under the study folder."""
-    return root / "classifiers" / dataset_slug(dataset) / f"seed{seed}"
+        if self.cell is None:
+            return records.classifier_dir(Path(self.root), self.dataset, self.seed)
+        return self.cell.run_dir(Path(self.root))
 
 
 def run_job(job: Job, on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
@@ -92,7 +106,7 @@ def run_job(job: Job, on_epoch: Callable[[dict], None] | None = None) -> dict[st
     started = time.perf_counter()
     outcome: dict[str, Any] = {"job": job.name, "ok": True, "error": None, "timings": {}, "reused": False}
     try:
-        if job.kind == "classifier":
+        if job.cell is None:
             _classifier_job(job, outcome)
         else:
             _cell_job(job, outcome, on_epoch)
@@ -107,10 +121,6 @@ def run_job(job: Job, on_epoch: Callable[[dict], None] | None = None) -> dict[st
 
 
 def _setup(job: Job):
-    import torch
-
-    from vaelab.hardware import make_deterministic, resolve
-
     if job.threads:
         torch.set_num_threads(job.threads)
     device, resolved = resolve(job.device, job.precision)
@@ -121,91 +131,54 @@ def _setup(job: Job):
 @functools.lru_cache(maxsize=2)
 def _data(dataset: str, data_dir: str | None, seed: int, protocol: str = "holdout"):
     """The data set of a seed, loaded once per process for the cells that share it."""
-    from vaelab.data.registry import load_dataset
-
     return load_dataset(dataset, data_dir=data_dir, seed=seed, protocol=protocol)
 
 
 def _classifier(job: Job, device):
-    from vaelab.analysis.classifier import load_or_train_classifier
-
     data = _data(job.dataset, job.data_dir, job.seed, job.protocol)
-    folder = classifier_dir(Path(job.root), job.dataset, job.seed)
+    folder = records.classifier_dir(Path(job.root), job.dataset, job.seed)
     return load_or_train_classifier(folder, data, job.seed, job.settings["classifier_epochs"], device)
 
 
 def _classifier_job(job: Job, outcome: dict[str, Any]) -> None:
-    from vaelab.io import folder_lock
-
     device, _ = _setup(job)
     with folder_lock(job.run_dir):
         _classifier(job, device)
 
 
-def measures_current(run_dir: Path, config: dict[str, Any], settings: dict[str, Any],
+def measures_current(run_dir: Path, config: RunConfig, settings: dict[str, Any],
                      groups: tuple[str, ...]) -> dict | None:
-    """A cell's saved ``measures.json`` if it measures the run of this ``config`` (resolved, as JSON) with
-    these settings and groups, and its files exist; else None.
+    """A cell's saved ``measures.json`` if it measures the run of this ``config`` with these settings and
+    groups, and its files are whole and agree with the run's data set; else None (the cell is redone).
 
     The config is checked too: a folder holding another run (a changed study) never lends its measures.
     """
-    from vaelab.analysis.evaluate import read_measures
-    from vaelab.training.checkpoint import read_model_json
-
     try:
-        saved = read_measures(run_dir)
-        if saved is not None and read_model_json(run_dir)["config"].model_dump(mode="json") != config:
+        saved = records.read_measures(run_dir)
+        if saved is None:
             return None
+        info = records.read_model_json(run_dir)
     except RunError:  # damaged: redone
         return None
-    if saved is None or saved.get("settings") != settings or saved.get("groups") != list(groups):
+    if info["config"] != config or saved.get("settings") != settings or saved.get("groups") != list(groups):
         return None
-    if not all(_a_measure(value) for value in saved["measures"].values()):
-        return None  # a string, a list or a boolean where a number belongs: the file is not vaelab's; redone
-    if not all(_readable_npz(run_dir / name) for name in CELL_FILES):
-        return None  # missing or damaged: the cell's evaluation is redone
+    if not all(records.a_measure(value) for value in saved["measures"].values()):
+        return None  # a string, a list, a boolean or a huge integer where a number belongs: not vaelab's; redone
+    if not records.cell_files_valid(run_dir, info["dataset"]):
+        return None  # missing, damaged, or shaped for other data: the cell's evaluation is redone
     return saved
 
 
-def _a_measure(value) -> bool:
-    """Whether a saved measure is a number, or None (missing: what NaN is written as)."""
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-
-
-def _readable_npz(path: Path) -> bool:
-    """Whether ``path`` is a whole NPZ whose arrays load without pickle (a cheap check of a cell's files)."""
-    import zipfile
-
-    import numpy as np
-
-    try:
-        with np.load(path, allow_pickle=False) as saved:
-            for name in saved.files:
-                saved[name]
-        return True
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return False
-
-
 def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
-    from vaelab.analysis.evaluate import make_reference, write_measures
-    from vaelab.analysis.registry import CLASSIFIER_GROUPS
-    from vaelab.analysis.evaluate import evaluate as measure
-    from vaelab.analysis.generate import figure_grids
-    from vaelab.config import EvalSettings, RunConfig
-    import numpy as np
-
-    from vaelab.io import write_npz
-
     device, resolved = _setup(job)
-    config = RunConfig.model_validate(job.config)
+    cell = job.cell
     data = _data(job.dataset, job.data_dir, job.seed, job.protocol)
     run_dir = job.run_dir
     started = time.perf_counter()
-    run, reused = train_or_reuse(config, run_dir, data, on_epoch, device, resolved.precision)
+    run, reused = train_or_reuse(cell.config, run_dir, data, on_epoch, device, resolved.precision)
     outcome["timings"]["train"] = round(time.perf_counter() - started, 4)
     outcome["reused"] = reused
-    if measures_current(run_dir, job.config, job.settings, job.groups) is not None:
+    if measures_current(run_dir, cell.config, job.settings, job.groups) is not None:
         return
     started = time.perf_counter()
     settings = EvalSettings.model_validate(job.settings)
@@ -213,32 +186,29 @@ def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
     if CLASSIFIER_GROUPS & set(job.groups):
         classifier, info = _classifier(job, device)
         reference = make_reference(classifier, info, data)
-    evaluation = measure(run.model, data, job.seed, job.groups, settings, reference)
-    evaluation.test_codes.save(run_dir / CODES_NPZ)
+    evaluation = evaluate(run.model, data, job.seed, job.groups, settings, reference)
+    evaluation.test_codes.save(run_dir / records.CODES_NPZ)
     if evaluation.tsne is not None:
-        write_npz(run_dir / MAP_NPZ, tsne=evaluation.tsne, index=evaluation.tsne_index)
+        write_npz(run_dir / records.MAP_NPZ, tsne=evaluation.tsne, index=evaluation.tsne_index)
     else:  # the map group was not asked for: an empty map (never an object array, which would need pickle)
-        write_npz(run_dir / MAP_NPZ, tsne=np.zeros((0, 2)), index=np.zeros(0, dtype=np.int64))
+        write_npz(run_dir / records.MAP_NPZ, tsne=np.zeros((0, 2)), index=np.zeros(0, dtype=np.int64))
     codes = evaluation.test_codes
-    write_npz(run_dir / GRIDS_NPZ, **figure_grids(run.model, data.test_images, codes.mean, codes.labels, job.seed,
-                                                   settings.sigmas, data.class_names))
-    record = write_measures(run_dir, evaluation, job.groups, settings, reference)  # last: the cell is done
+    write_npz(run_dir / records.GRIDS_NPZ, **figure_grids(run.model, data.test_images, codes.mean, codes.labels,
+                                                           job.seed, settings.sigmas, data.class_names))
+    record = measures_record(evaluation, job.groups, settings, reference)
+    records.write_measures(run_dir, record)  # last: the cell is done
     outcome["timings"].update({f"measure/{name}": seconds for name, seconds in record["timings"].items()})
     outcome["timings"]["evaluate"] = round(time.perf_counter() - started, 4)
 
 
-def train_or_reuse(config, run_dir: Path, data, on_epoch, device, precision: str):
+def train_or_reuse(config: RunConfig, run_dir: Path, data, on_epoch, device, precision: str):
     """Reuse a finished run with the same identity, resume an interrupted one, or train it.
 
     A run directory holding another config is a one-line error, never overwritten.
     """
-    from vaelab.data.registry import check_same_data
-    from vaelab.training import checkpoint as ckpt
-    from vaelab.training.trainer import fit, load_run
-
     common = dict(dataset=data, progress=False, on_epoch=on_epoch, device=device, precision=precision)
-    if (run_dir / ckpt.MODEL_JSON).is_file():
-        info = ckpt.read_model_json(run_dir)
+    if records.is_run_folder(run_dir):
+        info = records.read_model_json(run_dir)
         if info["config"] != config:
             raise RunError(f"{run_dir} holds another run (identity {info['config'].identity()}, not "
                            f"{config.identity()}): use another --out, or delete that folder")

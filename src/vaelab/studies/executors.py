@@ -7,13 +7,49 @@ the run directories, so the executor leaves no trace in ``results.json``.
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import torch
 
 from vaelab.errors import ConfigError
 from vaelab.studies.cells import Job, run_job
 
 EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where a study's cells run: ``name`` ``local`` (this process) or ``ray`` (a private Ray instance, or the
+    cluster at ``address``), with ``cpus_per_cell`` torch threads and ``gpus_per_cell`` GPUs per cell."""
+
+    name: str = "local"
+    address: str | None = None
+    cpus_per_cell: int | None = None
+    gpus_per_cell: float = 0.0
+
+    def check(self) -> None:
+        """Refuse, in one line, options that do not go together or are out of range."""
+        if self.name not in EXECUTORS:
+            raise ConfigError(f"unknown executor {self.name!r}: choose local or ray")
+        if self.cpus_per_cell is not None and self.cpus_per_cell < 1:
+            raise ConfigError(f"--cpus-per-cell must be at least 1, not {self.cpus_per_cell}")
+        if self.name == "local" and (self.address or self.gpus_per_cell):
+            raise ConfigError("--address and --gpus-per-cell apply to the ray executor: add --executor ray")
+        if not (self.gpus_per_cell >= 0 and math.isfinite(self.gpus_per_cell)):
+            raise ConfigError(f"--gpus-per-cell must be at least 0, not {self.gpus_per_cell:g}")
+
+    def cell_device(self, device: str) -> str:
+        """The device a cell asks for: the study's ``device`` locally; on Ray, a GPU where cells get one."""
+        if self.name == "local":
+            return device
+        return "cuda" if self.gpus_per_cell else "cpu"
+
+    def defers_device(self) -> bool:
+        """Whether each worker resolves ``auto`` for its own GPU (GPU cells on Ray)."""
+        return self.name == "ray" and self.gpus_per_cell > 0
 
 
 class Progress(Protocol):
@@ -32,14 +68,10 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, cpus_per_cell: int | None = None):
-        import torch
-
         self.threads = cpus_per_cell or torch.get_num_threads()
 
     def run(self, jobs: list[Job], progress: Progress) -> list[dict[str, Any]]:
         """Run ``jobs`` in order; return their outcomes (this process's torch threads are restored after)."""
-        import torch
-
         threads = torch.get_num_threads()
         outcomes = []
         try:
@@ -70,8 +102,6 @@ class RayExecutor:
         ray = import_ray()
         self.threads = cpus_per_cell or 1
         self.gpus = gpus_per_cell
-        if self.threads < 1 or self.gpus < 0:
-            raise ConfigError("--cpus-per-cell must be at least 1 and --gpus-per-cell at least 0")
         if ray.is_initialized():
             self.owned = False
         else:
@@ -126,15 +156,9 @@ def import_ray():
     return ray
 
 
-def make_executor(name: str, *, address: str | None = None, cpus_per_cell: int | None = None,
-                  gpus_per_cell: float = 0.0):
-    """The executor called ``name`` (``local`` or ``ray``)."""
-    if name not in EXECUTORS:
-        raise ConfigError(f"unknown executor {name!r}: choose local or ray")
-    if cpus_per_cell is not None and cpus_per_cell < 1:
-        raise ConfigError(f"--cpus-per-cell must be at least 1, not {cpus_per_cell}")
-    if name == "local":
-        if address or gpus_per_cell:
-            raise ConfigError("--address and --gpus-per-cell apply to the ray executor: add --executor ray")
-        return LocalExecutor(cpus_per_cell)
-    return RayExecutor(address, cpus_per_cell, gpus_per_cell)
+def make_executor(options: ExecutorOptions):
+    """The executor ``options`` name (``local`` or ``ray``), checked first."""
+    options.check()
+    if options.name == "local":
+        return LocalExecutor(options.cpus_per_cell)
+    return RayExecutor(options.address, options.cpus_per_cell, options.gpus_per_cell)

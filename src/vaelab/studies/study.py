@@ -21,46 +21,26 @@ the study file, so it is the same whichever executor ran the cells.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from vaelab import records
 from vaelab.analysis import stats
-from vaelab.analysis.registry import CLASSIFIER_GROUPS
-from vaelab.config import RunConfig
-from vaelab.errors import ConfigError
+from vaelab.analysis.registry import CLASSIFIER_GROUPS, describe
+from vaelab.errors import ConfigError, notice
 from vaelab.hardware import Resolved, keep_recorded_precision, resolve
 from vaelab.io import atomic_write, folder_lock, read_json, remove_stale_temporaries, write_json
-from vaelab.studies.cells import Job, cell_dir, dataset_slug, measures_current
-from vaelab.studies.executors import make_executor
+from vaelab.studies.cells import Cell, Job, measures_current
+from vaelab.studies.executors import ExecutorOptions, make_executor
 from vaelab.studies.spec import StudySpec, load_study
 from vaelab.version import __version__
-
-RESULTS_JSON = "results.json"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One (data set, model, seed) of a study, with its resolved run config."""
-
-    dataset: str
-    model: str
-    seed: int
-    config: RunConfig
-
-    @property
-    def identity(self) -> str:
-        """The stable hash of the resolved config: equal identities are the same run."""
-        return self.config.identity()
-
-    def run_dir(self, root: Path) -> Path:
-        """The cell's run directory under the study folder ``root``."""
-        return cell_dir(root, self.dataset, self.model, self.seed)
 
 
 def plan(spec: StudySpec) -> list[Cell]:
     """Every cell of the study, data set by data set, seed by seed, model by model."""
-    slugs = [dataset_slug(name) for name in spec.datasets]
+    slugs = [records.dataset_slug(name) for name in spec.datasets]
     if len(set(slugs)) != len(slugs):
         raise ConfigError("two data sets of the study share a folder name: give idx: folders distinct names")
     return [Cell(dataset, model, seed, spec.run_config(model, dataset, seed))
@@ -72,27 +52,27 @@ def needs_classifier(spec: StudySpec) -> bool:
     return bool(CLASSIFIER_GROUPS & set(spec.measures))
 
 
-def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", address: str | None = None,
-              cpus_per_cell: int | None = None, gpus_per_cell: float = 0.0, device: str = "auto",
-              progress: bool = True, draw_report: bool = True) -> dict[str, Any]:
+def run_study(spec: StudySpec, out: str | Path, *, executor: ExecutorOptions = ExecutorOptions(),
+              device: str = "auto", progress: bool = True,
+              finish: Callable[[Path], dict[str, float]] | None = None) -> dict[str, Any]:
     """Run every cell of ``spec`` into ``out`` and return the content of ``results.json``.
 
     Cells already finished with the same identity and evaluation settings are
     reused; interrupted ones resume; failed ones are listed under ``failed``
-    (the others still finish). ``executor``: ``local`` (in this process) or
-    ``ray`` (``address``, ``cpus_per_cell``, ``gpus_per_cell``).
+    (the others still finish). ``executor``: where the cells run (local, or a
+    Ray cluster). ``finish(out)`` runs last, still holding the study folder's
+    lock (the API draws the report there; its stage timings join ``timings.json``).
     """
     root = Path(out)
     _refuse_another_study(root, spec)
     cells = plan(spec)
-    runner = make_executor(executor, address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell)
+    runner = make_executor(executor)
     try:
-        cell_device = device if executor == "local" else ("cuda" if gpus_per_cell else "cpu")
-        resolved = _resolve(cell_device, spec.precision, defer=executor == "ray" and gpus_per_cell > 0)
+        resolved = _resolve(executor.cell_device(device), spec.precision, defer=executor.defers_device())
         with folder_lock(root):  # one driver per study folder
             remove_stale_temporaries(root)  # debris of a killed earlier run
             resolved = study_hardware(root, resolved, runner.threads)
-            atomic_write(root / "study.yaml", spec.to_yaml())
+            atomic_write(root / records.STUDY_YAML, spec.to_yaml())
             jobs = _jobs(spec, cells, root, resolved, runner.threads)
             timings: dict[str, float] = {}
             with StudyProgress(progress, jobs, runner.name == "local") as bar:
@@ -105,14 +85,12 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: str = "local", addr
                 started = time.perf_counter()
                 failed = [{"job": o["job"], "error": o["error"]} for o in outcomes if not o["ok"]]
                 results = aggregate(spec, cells, root, resolved, runner.threads, failed)
-                write_json(root / RESULTS_JSON, results)
+                records.write_results(root, results)
                 timings["aggregate"] = time.perf_counter() - started
-                if draw_report:
-                    from vaelab.report.build import build_report
-
+                if finish is not None:
                     bar.describe("figures and report")
-                    timings.update(build_report(root))
-            write_json(root / "timings.json", {k: round(v, 4) for k, v in timings.items()})
+                    timings.update(finish(root))
+            write_json(root / records.TIMINGS_JSON, {k: round(v, 4) for k, v in timings.items()})
     finally:
         runner.close()
     return results
@@ -124,7 +102,7 @@ PRESENTATION = {"title", "description", "comparisons", "finding", "reference", "
 def _refuse_another_study(root: Path, spec: StudySpec) -> None:
     """A folder holding another study (another name, or other data, models, seeds, training or measures) is never
     written over: refused in one line before anything is written. The same study resumes there."""
-    recorded = root / "study.yaml"
+    recorded = root / records.STUDY_YAML
     if not recorded.is_file():
         return
     try:
@@ -152,7 +130,7 @@ def study_hardware(root: Path, resolved: Resolved, threads: int) -> Resolved:
     A study resumed on a machine that resolves ``auto`` to another precision
     keeps the one it started with (its runs stay comparable) and says so.
     """
-    path = root / "hardware.json"
+    path = root / records.HARDWARE_JSON
     recorded = _recorded_hardware(path)
     if recorded is not None:
         resolved = keep_recorded_precision(recorded, resolved, str(root),
@@ -171,8 +149,6 @@ def _recorded_hardware(path: Path) -> dict | None:
     except (ValueError, UnicodeDecodeError):
         value = None
     if not isinstance(value, dict) or "precision" not in value:
-        from vaelab.errors import notice
-
         notice(f"{path} is damaged: writing it again for this machine")
         return None
     return value
@@ -188,8 +164,8 @@ def _jobs(spec: StudySpec, cells: list[Cell], root: Path, resolved: Resolved, th
             for seed in spec.seeds:
                 jobs.append(Job(kind="classifier", dataset=dataset, seed=seed, **common))
     for cell in cells:
-        jobs.append(Job(kind="cell", dataset=cell.dataset, seed=cell.seed, model=cell.model,
-                        config=cell.config.model_dump(mode="json"), groups=tuple(spec.measures), **common))
+        jobs.append(Job(kind="cell", dataset=cell.dataset, seed=cell.seed, cell=cell, groups=tuple(spec.measures),
+                        **common))
     return jobs
 
 
@@ -205,11 +181,10 @@ def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved
         for cell in (c for c in cells if c.dataset == dataset):
             run_dir = cell.run_dir(root)
             runs[cell.model][str(cell.seed)] = run_dir.relative_to(root).as_posix()
-            saved = measures_current(run_dir, cell.config.model_dump(mode="json"), settings, tuple(spec.measures))
+            saved = measures_current(run_dir, cell.config, settings, tuple(spec.measures))
             if saved is None:  # failed (listed under "failed"); the others are aggregated without it
-                name = f"{cell.model} seed {cell.seed} on {dataset}"
-                if not any(f["job"] == name for f in failed):  # finished, yet its measures do not read back
-                    failed.append({"job": name, "error": f"{run_dir.relative_to(root)}: its measures.json, model.json "
+                if not any(f["job"] == cell.name for f in failed):  # finished, yet its measures do not read back
+                    failed.append({"job": cell.name, "error": f"{run_dir.relative_to(root)}: its measures.json, model.json "
                                                          "or saved codes do not match this cell: run the study "
                                                          "again to redo it"})
                 continue
@@ -282,8 +257,6 @@ def finding(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) 
 def best_model_sentence(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) -> str | None:
     """Which model has the best mean ``measure`` (its direction from the measure's description), and its
     paired difference against the finding's ``b``; the runner-up is named when it is within the noise."""
-    from vaelab.analysis.registry import describe
-
     question = spec.finding
     measure, b = question.measure, question.b
     sign = describe(measure)[1] or 1
@@ -331,15 +304,13 @@ class StudyProgress:
     def __init__(self, enabled: bool, jobs: list[Job], epochs: bool):
         self.enabled = enabled
         self.total = len(jobs)
-        self.total_epochs = sum(job.config["train"]["epochs"] for job in jobs if job.kind == "cell") if epochs else 0
+        self.total_epochs = sum(job.cell.config.train.epochs for job in jobs if job.cell is not None) if epochs else 0
         self.running: list[str] = []
         self.failed = 0
         self.done = 0
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
             self.bar = Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn())
             self.bar.__enter__()
@@ -382,8 +353,8 @@ class StudyProgress:
             self.bar.advance(self.jobs_task)
             if not outcome["ok"]:
                 self.bar.console.print(f"failed: {job.name}: {outcome['error']}")
-            if self.total_epochs and job.kind == "cell" and outcome.get("reused"):
-                self.bar.advance(self.epochs_task, job.config["train"]["epochs"])
+            if self.total_epochs and job.cell is not None and outcome.get("reused"):
+                self.bar.advance(self.epochs_task, job.cell.config.train.epochs)
             self._show()
 
     def epoch_done(self, row: dict) -> None:

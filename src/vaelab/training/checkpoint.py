@@ -1,15 +1,13 @@
-"""The run directory: weights, config and metrics, written atomically after every epoch.
+"""A run's tensors: the checkpoint and the weights, written atomically after every epoch.
 
-Files of a run directory:
+The files of a run folder are named, and model.json and metrics.jsonl read and
+written, in :mod:`vaelab.records`; this module writes and reads the tensors:
 
 - ``checkpoint.safetensors``: model weights, Adam state and the metric history
   in one file, so that one atomic rename moves the run from one epoch to the
   next (a kill at any moment leaves the previous epoch's checkpoint whole).
 - ``weights.safetensors``: the model weights alone, for users and other tools.
-- ``model.json``: the full resolved config and its identity (a hash that
-  catches a damaged or edited config), vaelab version, data set, seed, epochs
-  done and status.
-- ``metrics.jsonl``: one JSON line per epoch (regenerated from the checkpoint).
+- ``metrics.jsonl`` (regenerated from the checkpoint's history).
 """
 
 from __future__ import annotations
@@ -24,15 +22,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from vaelab.config import RunConfig, build_config, config_hash
-from vaelab.errors import ConfigError, RunError
-from vaelab.io import atomic_write, json_text, parse_json, read_json, write_json, write_safetensors
-from vaelab.version import __version__
+from vaelab.errors import RunError
+from vaelab.io import atomic_write, write_safetensors
+from vaelab.records import CHECKPOINT, METRICS, WEIGHTS, metrics_text, read_metrics
 
-CHECKPOINT = "checkpoint.safetensors"
-WEIGHTS = "weights.safetensors"
-MODEL_JSON = "model.json"
-METRICS = "metrics.jsonl"
 FORMAT = "vaelab-checkpoint-1"
 
 
@@ -103,7 +96,7 @@ def write_derived(run_dir: Path, model_state: dict[str, torch.Tensor], epoch: in
     a resume repairs.
     """
     _save_tensors(run_dir / WEIGHTS, model_state, {"format": "vaelab-weights-1", "epoch": str(epoch)})
-    atomic_write(run_dir / METRICS, "".join(json_text(row) + "\n" for row in history))
+    atomic_write(run_dir / METRICS, metrics_text(history))
 
 
 def load_checkpoint(run_dir: Path) -> Checkpoint:
@@ -141,7 +134,7 @@ def load_trained_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], list[dic
     """
     path = Path(run_dir) / CHECKPOINT
     if not path.is_file():
-        return load_weights(run_dir), read_metrics(Path(run_dir) / METRICS)
+        return load_weights(run_dir), read_metrics(run_dir)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -154,21 +147,6 @@ def load_trained_state(run_dir: Path) -> tuple[dict[str, torch.Tensor], list[dic
     return state, history
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The rows of ``metrics.jsonl`` that parse (a damaged line does not make the run unloadable)."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = parse_json(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 def load_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     """The model weights of a run (``weights.safetensors``)."""
     path = Path(run_dir) / WEIGHTS
@@ -178,57 +156,3 @@ def load_weights(run_dir: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise RunError(f"{path}: unreadable weights ({error}): train the run again") from None
-
-
-def write_model_json(run_dir: Path, config: RunConfig, dataset: dict[str, Any], epochs_done: int,
-                     status: str, hardware: dict[str, str] | None = None) -> None:
-    """Write ``model.json``: config, version, data set, seed, progress, and the device and precision used."""
-
-    write_json(Path(run_dir) / MODEL_JSON, {
-        "vaelab_version": __version__,
-        "status": status,
-        "epochs_done": epochs_done,
-        "seed": config.train.seed,
-        "dataset": dataset,
-        "config": config.model_dump(mode="json"),
-        "identity": config.identity(),
-        "hardware": hardware or {},
-    })
-
-
-def read_model_json(run_dir: Path) -> dict[str, Any]:
-    """Read and validate ``model.json``; the config comes back as a :class:`RunConfig`."""
-    path = Path(run_dir) / MODEL_JSON
-    if not Path(run_dir).is_dir():
-        raise RunError(f"{run_dir}: no such run directory")
-    if not path.is_file():
-        raise RunError(f"{run_dir}: no {MODEL_JSON}: not a vaelab run directory")
-    try:
-        info = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise RunError(f"{path}: not valid JSON: the run directory is damaged; train again") from None
-    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
-        # Never fall back to defaults: resuming from them would silently train another run.
-        raise RunError(f"{path}: holds no run config: the run directory is damaged; train again")
-    recorded = info.get("identity")  # absent in runs written before vaelab recorded it
-    # The hash of the config as written (not as re-validated, which fills in settings added by later
-    # versions): a config that still validates can still be wrong (a flipped digit, an edited path), and
-    # would load another run's settings beside these weights.
-    if recorded is not None and recorded != config_hash(info["config"]):
-        raise RunError(f"{path}: its config does not match its recorded identity {recorded!r}: the file was "
-                       "edited or damaged; restore it, or train again")
-    try:
-        info["config"] = build_config(info["config"])
-    except ConfigError as error:
-        raise RunError(f"{path}: {error}: the run directory is damaged; train again") from None
-    # The rest is description; the checkpoint is the source of truth. Damaged parts read as unknown.
-    for key, kind, default in (("dataset", dict, {}), ("hardware", dict, {}), ("status", str, "unknown")):
-        if not isinstance(info.get(key), kind):
-            info[key] = default
-    shape = info["dataset"].get("image_shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(n, int) and n > 0 for n in shape)):
-        info["dataset"].pop("image_shape", None)
-    classes = info["dataset"].get("n_classes")
-    if not (isinstance(classes, int) and not isinstance(classes, bool) and 0 < classes <= 100000):
-        info["dataset"].pop("n_classes", None)
-    return info

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 
+from vaelab import records
 from vaelab.config import RunConfig, build_config, flatten, merge
 from vaelab.data.dataset import Dataset, to_tensor
 from vaelab.data.registry import check_same_data, load_dataset
@@ -145,13 +146,13 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
     optimizer = make_optimizer(model, config)
     with folder_lock(run_dir):  # one writer per run folder; checked again now that we own it
         _check_can_write(run_dir, config, resume)
-        if resume and (run_dir / ckpt.MODEL_JSON).exists():
-            check_same_data(ckpt.read_model_json(run_dir).get("dataset") or {}, data, run_dir)
-            resolved = keep_recorded_precision(ckpt.read_model_json(run_dir).get("hardware") or {}, resolved,
+        if resume and (run_dir / records.MODEL_JSON).exists():
+            check_same_data(records.read_model_json(run_dir).get("dataset") or {}, data, run_dir)
+            resolved = keep_recorded_precision(records.read_model_json(run_dir).get("hardware") or {}, resolved,
                                                str(run_dir), "so the run stays consistent")
         history, start_epoch = _restore(run_dir, model, optimizer, config) if resume else ([], 0)
         hardware = resolved.as_dict()
-        ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "running", hardware)
+        records.write_model_json(run_dir, config, data.summary(), start_epoch, "running", hardware)
         n_batches = math.ceil(len(train_x) / config.train.batch_size)
         with _progress_bar(progress, config.train.epochs * n_batches, start_epoch * n_batches, run_dir.name) as advance:
             for epoch in range(start_epoch, config.train.epochs):
@@ -167,12 +168,12 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
                        "seconds": round(time.perf_counter() - started, 3)}
                 history.append(row)
                 ckpt.save_checkpoint(run_dir, model, optimizer, epoch + 1, history)
-                ckpt.write_model_json(run_dir, config, data.summary(), epoch + 1,
+                records.write_model_json(run_dir, config, data.summary(), epoch + 1,
                                       "finished" if epoch + 1 == config.train.epochs else "running", hardware)
                 if on_epoch is not None:
                     on_epoch(row)
         if start_epoch >= config.train.epochs:  # resumed a finished run: mark it, change nothing
-            ckpt.write_model_json(run_dir, config, data.summary(), start_epoch, "finished", hardware)
+            records.write_model_json(run_dir, config, data.summary(), start_epoch, "finished", hardware)
     model.eval()
     return TrainedRun(run_dir, config, model, data.summary(), history, hardware)
 
@@ -189,7 +190,7 @@ def _divergence_message(run_dir: Path, epoch: int, config: RunConfig) -> str:
 
 def _check_can_write(run_dir: Path, config: RunConfig, resume: bool) -> None:
     """A new run needs an empty place; a resumed one must be the same run (only epochs may change)."""
-    has_run = (run_dir / ckpt.MODEL_JSON).exists()
+    has_run = (run_dir / records.MODEL_JSON).exists()
     if has_run and not resume:
         raise RunError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
     if has_run:
@@ -200,7 +201,7 @@ def _restore(run_dir: Path, model: LatentModel, optimizer: torch.optim.Optimizer
              config: RunConfig) -> tuple[list[dict[str, Any]], int]:
     """Load the last checkpoint of an interrupted run (if it finished an epoch); its history and epoch."""
     remove_stale_temporaries(run_dir, recursive=False)  # debris of the killed run
-    if not (run_dir / ckpt.CHECKPOINT).exists():
+    if not (run_dir / records.CHECKPOINT).exists():
         return [], 0
     state = ckpt.load_checkpoint(run_dir)
     try:
@@ -219,7 +220,7 @@ def _restore(run_dir: Path, model: LatentModel, optimizer: torch.optim.Optimizer
 
 def resume_config(run_dir: str | Path, epochs: int | None = None) -> RunConfig:
     """The saved config of a run, with ``epochs`` changed if given (validated like any config)."""
-    saved = ckpt.read_model_json(Path(run_dir))["config"]
+    saved = records.read_model_json(Path(run_dir))["config"]
     if epochs is None:
         return saved
     return build_config(merge(saved.model_dump(), {"train": {"epochs": epochs}}))
@@ -227,7 +228,7 @@ def resume_config(run_dir: str | Path, epochs: int | None = None) -> RunConfig:
 
 def _check_same_run(run_dir: Path, config: RunConfig) -> None:
     """Resuming continues the saved run: only the number of epochs may differ."""
-    saved = flatten(ckpt.read_model_json(run_dir)["config"].model_dump())
+    saved = flatten(records.read_model_json(run_dir)["config"].model_dump())
     given = flatten(config.model_dump())
     for key, value in saved.items():
         if key != "train.epochs" and given.get(key) != value:
@@ -255,7 +256,7 @@ def load_run(run_dir: str | Path, device: str | torch.device | None = "auto") ->
     Weights are stored as CPU tensors, so a run trained on a GPU loads anywhere.
     """
     run_dir = Path(run_dir)
-    info = ckpt.read_model_json(run_dir)
+    info = records.read_model_json(run_dir)
     config = info["config"]
     image_shape = tuple(info["dataset"].get("image_shape", (1, 28, 28)))
     torch_device, _ = resolve(device, "fp32")
