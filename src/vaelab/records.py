@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from vaelab.config import RunConfig, build_config, config_hash
-from vaelab.errors import ConfigError, RunError
+from vaelab.errors import ConfigError, RunError, notice
 from vaelab.io import is_finite_number, json_text, parse_json, read_json, write_json
 from vaelab.version import __version__
 
@@ -191,10 +191,7 @@ def read_measures(run_dir: Path) -> dict | None:
     path = Path(run_dir) / MEASURES_JSON
     if not path.is_file():
         return None
-    try:
-        saved = read_json(path)
-    except (ValueError, UnicodeDecodeError):
-        saved = None
+    saved = _parsed_or_none(path)
     if not isinstance(saved, dict) or not isinstance(saved.get("measures"), dict):
         raise RunError(f"{path} is damaged: measure the run again (`vaelab evaluate {run_dir}`)")
     return saved
@@ -206,6 +203,35 @@ def a_measure(value: Any) -> bool:
     NaN and infinity read from a hand-edited file (``parse_json`` reads them as None, Python's own
     reader does not), text, lists and booleans are not measures."""
     return value is None or is_finite_number(value)
+
+
+def _parsed_or_none(path: Path) -> Any:
+    """The JSON value of an existing file; None where it does not parse (the caller says it is damaged)."""
+    try:
+        return read_json(path)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+# --- hardware.json -------------------------------------------------------------------------------------------
+
+
+def write_hardware(root: Path, record: dict[str, Any]) -> None:
+    """Write a study's ``hardware.json``: the device, precision and threads its cells run with."""
+    write_json(Path(root) / HARDWARE_JSON, record)
+
+
+def read_hardware(root: Path) -> dict | None:
+    """A study's ``hardware.json`` record; None if it is missing or damaged (then it is rewritten, with a
+    note)."""
+    path = Path(root) / HARDWARE_JSON
+    if not path.is_file():
+        return None
+    value = _parsed_or_none(path)
+    if not isinstance(value, dict) or "precision" not in value:
+        notice(f"{path} is damaged: writing it again for this machine")
+        return None
+    return value
 
 
 # --- NPZ files ---------------------------------------------------------------------------------------------

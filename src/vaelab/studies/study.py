@@ -29,9 +29,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from vaelab import records
 from vaelab.analysis import stats
 from vaelab.analysis.registry import CLASSIFIER_GROUPS, describe
-from vaelab.errors import ConfigError, notice
+from vaelab.errors import ConfigError
 from vaelab.hardware import Resolved, keep_recorded_precision, resolve
-from vaelab.io import atomic_write, folder_lock, read_json, remove_stale_temporaries, write_json
+from vaelab.io import atomic_write, folder_lock, remove_stale_temporaries, write_json
 from vaelab.studies.cells import Cell, Job, measures_current
 from vaelab.studies.executors import ExecutorOptions, make_executor
 from vaelab.studies.spec import StudySpec, load_study
@@ -130,28 +130,13 @@ def study_hardware(root: Path, resolved: Resolved, threads: int) -> Resolved:
     A study resumed on a machine that resolves ``auto`` to another precision
     keeps the one it started with (its runs stay comparable) and says so.
     """
-    path = root / records.HARDWARE_JSON
-    recorded = _recorded_hardware(path)
+    recorded = records.read_hardware(root)
     if recorded is not None:
         resolved = keep_recorded_precision(recorded, resolved, str(root),
                                            f"so that its runs stay comparable (use another --out to start over "
                                            f"in {resolved.precision})")
-    write_json(path, {**resolved.as_dict(), "threads_per_cell": threads})
+    records.write_hardware(root, {**resolved.as_dict(), "threads_per_cell": threads})
     return resolved
-
-
-def _recorded_hardware(path: Path) -> dict | None:
-    """``hardware.json``'s record; None if it is missing or damaged (then it is rewritten, with a note)."""
-    if not path.is_file():
-        return None
-    try:
-        value = read_json(path)
-    except (ValueError, UnicodeDecodeError):
-        value = None
-    if not isinstance(value, dict) or "precision" not in value:
-        notice(f"{path} is damaged: writing it again for this machine")
-        return None
-    return value
 
 
 def _jobs(spec: StudySpec, cells: list[Cell], root: Path, resolved: Resolved, threads: int) -> list[Job]:
