@@ -181,15 +181,6 @@ def test_a_killed_ray_driver_resumes(local_study, tmp_path):
     assert (target / "results.json").read_bytes() == (out / "results.json").read_bytes()
 
 
-def test_ray_asked_for_without_ray_installed_says_how(tmp_path, tiny, monkeypatch):
-    from vaelab.errors import ConfigError
-    from vaelab.studies import executors
-
-    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
-    with pytest.raises(ConfigError, match=r"pip install 'vaelab\[ray\]'"):
-        executors.make_executor(executors.ExecutorOptions("ray"))
-
-
 def test_a_finished_cell_whose_measures_do_not_read_back_is_a_failure_not_a_gap(local_study, tmp_path):
     """A cell whose measures.json no longer matches its run is listed under failed (the command then exits 2),
     never silently left out of the means."""

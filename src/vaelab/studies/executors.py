@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -108,15 +110,22 @@ class RayExecutor:
             options: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                                            configure_logging=True)
             if address:
+                check_reachable(address)  # Ray itself retries an address where nothing listens for ever
                 options["address"] = address
             else:
-                options.update(num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1")
+                # "local": a private instance even where RAY_ADDRESS names a cluster
+                options.update(address="local", num_cpus=os.cpu_count() or 1, _node_ip_address="127.0.0.1")
             try:
                 ray.init(**options)
             except (ConnectionError, ValueError, RuntimeError) as error:
                 where = address or "a local instance"
                 raise ConfigError(f"could not start or reach Ray ({where}): {error}".split("\n")[0]) from None
             self.owned = True
+        try:
+            check_placeable(ray.nodes(), self.threads, self.gpus)
+        except ConfigError:
+            self.close_if_owned(ray)
+            raise
         self.ray = ray
         self.remote = ray.remote(num_cpus=self.threads, num_gpus=self.gpus, max_retries=0)(run_job)
 
@@ -143,8 +152,42 @@ class RayExecutor:
 
     def close(self) -> None:
         """Stop the Ray instance this executor started (not a cluster it joined)."""
+        self.close_if_owned(self.ray)
+
+    def close_if_owned(self, ray) -> None:
         if self.owned:
-            self.ray.shutdown()
+            ray.shutdown()
+
+
+def check_reachable(address: str, seconds: float = 5.0) -> None:
+    """Refuse, in one line, a Ray ``host:port`` (or ``ray://host:port``) where nothing accepts a connection.
+
+    ``auto`` and other forms without a port are left to Ray, which answers them at once.
+    """
+    match = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d+)", address.strip())
+    if match is None:
+        return
+    host, port = match.group(1), int(match.group(2))
+    if not 0 < port < 65536:
+        raise ConfigError(f"--address {address}: the port must be between 1 and 65535")
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+    except OSError as error:
+        reason = f"no answer in {seconds:g} s" if isinstance(error, TimeoutError) else error.strerror or str(error)
+        raise ConfigError(f"nothing answers at the Ray address {address} ({reason}): start the cluster there "
+                          "(ray start --head) or fix --address") from None
+
+
+def check_placeable(nodes: list[dict[str, Any]], cpus: int, gpus: float) -> None:
+    """Refuse, in one line, a cell no node of the cluster can hold: Ray would keep it waiting for ever."""
+    alive = [node.get("Resources", {}) for node in nodes if node.get("Alive")]
+    if any(node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus for node in alive):
+        return
+    largest_cpus = max((node.get("CPU", 0) for node in alive), default=0)
+    largest_gpus = max((node.get("GPU", 0) for node in alive), default=0)
+    raise ConfigError(f"no Ray node can run a cell of {cpus:g} CPU(s) and {gpus:g} GPU(s): the largest has "
+                      f"{largest_cpus:g} CPU(s) and {largest_gpus:g} GPU(s); lower --cpus-per-cell/--gpus-per-cell "
+                      "or add a node that has them")
 
 
 def import_ray():
