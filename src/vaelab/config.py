@@ -21,7 +21,7 @@ from vaelab.models.base import ModelSettings
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
@@ -66,7 +66,7 @@ class TrainConfig(_Strict):
 
     epochs: int = Field(10, gt=0, le=100000, description="training epochs")
     batch_size: int = Field(128, gt=0, le=65536, description="batch size")
-    lr: float = Field(1e-3, gt=0.0, lt=1.0, allow_inf_nan=False, description="Adam learning rate")
+    lr: float = Field(1e-3, gt=0.0, lt=1.0, description="Adam learning rate")
     seed: int = Field(0, ge=0, lt=2**63, description="the one seed behind all randomness")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto (bf16 autocast where the hardware runs it natively, else fp32), fp32 or bf16")
@@ -129,7 +129,7 @@ class EvalSettings(_Strict):
     iwae_k: int = Field(1000, gt=0, le=100000, description="importance samples per image for the IWAE bound")
     iwae_examples: int | None = Field(None, gt=0, description="test images for IWAE (None: all)")
     generation_samples: int = Field(1000, gt=1, le=1000000, description="prior samples for the Fréchet distance")
-    sigmas: tuple[float, ...] = Field((0.0, 0.5, 1.0, 2.0, 4.0), min_length=1,
+    sigmas: tuple[Annotated[float, Field(ge=0.0)], ...] = Field((0.0, 0.5, 1.0, 2.0, 4.0), min_length=1,
                                       description="noise scales of the perturbation experiment")
     perturbation_examples: int | None = Field(None, gt=0, description="test codes perturbed (None: all)")
     tsne_points: int = Field(2000, gt=10, description="codes on the t-SNE map (a seeded subsample)")

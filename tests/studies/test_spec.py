@@ -82,6 +82,15 @@ def test_the_builtin_thesis_study_is_the_quick_profile_of_before():
      else v["models"]["vae-z8"].update(train={"seed": 1}), "seed comes from the study's seeds"),
     (lambda v: v["models"]["vae-z8"].update(model={"beta": -1}), "models.vae-z8: invalid config value for 'model.beta'"),
     (lambda v: v.update(evaluation={"iwae_k": 0}), "evaluation.iwae_k"),
+    # a NaN or infinite number anywhere is refused by name (YAML's .nan / .inf), not met later in every cell
+    (lambda v: v.update(evaluation={"sigmas": [float("nan"), float("inf")]}),
+     "'evaluation.sigmas.0': Input should be a finite number (got nan)"),
+    (lambda v: v.update(evaluation={"sigmas": [0.5, float("inf")]}), "'evaluation.sigmas.1': Input should be a finite"),
+    (lambda v: v.update(evaluation={"sigmas": [0.5, -1.0]}), "'evaluation.sigmas.1': Input should be greater than"),
+    (lambda v: v.update(train={"lr": float("inf")}), "should be a finite number"),
+    (lambda v: v["models"]["vae-z8"].update(model={"beta": float("nan")}), "model.beta': Input should be a finite"),
+    (lambda v: v.update(reference={"title": "t", "measure": "silhouette", "values": {"vae-z8": float("nan")}}),
+     "should be a finite number"),
     (lambda v: v.update(reference={"title": "t", "measure": "silhouette", "values": {"gan": 0.1}}), "'gan' is not one"),
 ])
 def test_bad_study_files_give_one_line_errors(tmp_path, change, message):

@@ -36,7 +36,7 @@ class ModelSettings(BaseModel):
     enough for the KL term to prune unused units, which the measures can show.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # The priors the model accepts; a model with a fixed prior lists one.
     PRIORS: ClassVar[tuple[str, ...]] = ("normal",)
@@ -232,7 +232,7 @@ class Objective:
 class WeightedSettings(ModelSettings):
     """Settings with β, the weight of the KL term or of a part of it (β-VAE, CVAE, β-TCVAE)."""
 
-    beta: float = Field(1.0, ge=0.0, allow_inf_nan=False,
+    beta: float = Field(1.0, ge=0.0,
                         description="weight of the KL term (vae: beta-VAE, 1 is the VAE) or of the total "
                                     "correlation (btcvae)")
 

@@ -16,7 +16,7 @@ class Settings(base.ModelSettings):
     """FactorVAE: γ weighs the total correlation; the prior is the factorised N(0, I)."""
 
     objective: Literal["factorvae"] = Field("factorvae", description="the model: its objective (overrides the preset)")
-    gamma: float = Field(1.0, ge=0.0, allow_inf_nan=False, description="factorvae: Kim & Mnih's γ, the weight of the total correlation")
+    gamma: float = Field(1.0, ge=0.0, description="factorvae: Kim & Mnih's γ, the weight of the total correlation")
 
     @classmethod
     def upgrade(cls, values: dict[str, Any]) -> dict[str, Any]:

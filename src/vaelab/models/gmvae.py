@@ -22,7 +22,7 @@ class Settings(base.ModelSettings):
 
     objective: Literal["gmvae"] = Field("gmvae", description="the model: its objective (overrides the preset)")
     prior: Literal["normal", "mog", "vamp"] = Field("mog", description="prior p(z): mog (K learned Gaussians)")
-    balance: float = Field(1.0, ge=0.0, allow_inf_nan=False,
+    balance: float = Field(1.0, ge=0.0,
                            description="gmvae: weight of the term against collapsing into one cluster")
 
     def prior_reason(self) -> str:

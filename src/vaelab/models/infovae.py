@@ -27,9 +27,9 @@ class Settings(base.ModelSettings):
     """InfoVAE: ``alpha`` and ``info_lambda`` are the paper's α and λ; the prior is N(0, I)."""
 
     objective: Literal["infovae"] = Field("infovae", description="the model: its objective (overrides the preset)")
-    alpha: float = Field(0.0, le=1.0, allow_inf_nan=False,
+    alpha: float = Field(0.0, le=1.0,
                          description="infovae: α; the KL term is weighted 1 - α (α = 1: the plain MMD-VAE)")
-    info_lambda: float = Field(1000.0, gt=0.0, allow_inf_nan=False,
+    info_lambda: float = Field(1000.0, gt=0.0,
                                description="infovae: λ; the MMD term is weighted α + λ - 1")
 
     def prior_reason(self) -> str:

@@ -25,7 +25,7 @@ class Settings(base.ModelSettings):
     """WAE-MMD: ``mmd_weight`` is the paper's λ; the prior is N(0, I)."""
 
     objective: Literal["wae"] = Field("wae", description="the model: its objective (overrides the preset)")
-    mmd_weight: float = Field(10.0, ge=0.0, allow_inf_nan=False,
+    mmd_weight: float = Field(10.0, ge=0.0,
                               description="wae: λ, the weight of the MMD between the codes and prior draws")
 
     def prior_reason(self) -> str:

@@ -37,7 +37,7 @@ BUILTIN_DIR = Path(__file__).parent / "builtin"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelSpec(_Strict):
