@@ -39,7 +39,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except OSError as error:
-        if error.filename is None:  # e.g. a full disk during write(): name the file the user knows
+        if error.filename is None and error.errno is not None:  # a full disk in write(): name the file the user knows
             raise OSError(error.errno, error.strerror, str(target)) from None
         raise
     finally:

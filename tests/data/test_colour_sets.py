@@ -154,6 +154,15 @@ def test_damaged_svhn_files_are_named_in_one_line(tmp_path, content, words):
     assert "\n" not in str(error.value)
 
 
+def test_an_svhn_folder_with_one_of_its_two_files_names_the_missing_one(tmp_path):
+    write_svhn(tmp_path)
+    (tmp_path / svhn.FILES["test"].name).unlink()
+    with pytest.raises(DataError) as error:
+        load_dataset("svhn", data_dir=str(tmp_path))
+    assert str(error.value) == (f"{tmp_path} holds train_32x32.mat but not test_32x32.mat of svhn: put it there too, "
+                                "or leave --data-dir out to use the cache")
+
+
 def test_a_colour_run_from_the_cli(tmp_path):
     write_cifar_folder(tmp_path / "data")
     result = run_cli("train", "--model", "conv-vae", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"),

@@ -91,9 +91,24 @@ def test_corrupt_download_leaves_the_cache_empty(tmp_path):
 
 def test_unreachable_mirror_says_where_to_put_the_files(tmp_path):
     remote, _ = _fake_remote(tmp_path)
-    with pytest.raises(DataError, match=r"offline, put the four IDX files .* in .*cache"):
+    with pytest.raises(DataError, match=r"offline, put its 4 files .* in .*cache, or give --data-dir") as error:
         sources.fetch_remote(remote, tmp_path / "cache", mirrors=((tmp_path / "nowhere").as_uri() + "/",))
     assert not any((tmp_path / "cache").glob("*"))
+    # the download's own reason, not the temporary file's '[Errno None] None' (URLError is an OSError)
+    assert "No such file or directory" in str(error.value) and "Errno None" not in str(error.value)
+
+
+def test_a_data_dir_holding_one_split_of_a_full_data_set_is_named_not_passed_over(tiny_idx_folder, isolated_cache):
+    for path in tiny_idx_folder.glob("train-*"):
+        path.unlink()
+    with pytest.raises(DataError) as error:
+        load_dataset("mnist", data_dir=str(tiny_idx_folder))
+    assert str(error.value) == (f"{tiny_idx_folder} holds t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte but not "
+                                "train-images-idx3-ubyte, train-labels-idx1-ubyte of mnist: put them there too, or "
+                                "leave --data-dir out to use the cache")
+    assert not (isolated_cache / "vaelab" / "mnist").exists()  # nothing downloaded elsewhere
+    rows = {row["name"]: row["available"] for row in list_datasets(str(tiny_idx_folder))}
+    assert rows["mnist"].startswith("download on first use")  # the listing still lists
 
 
 def test_a_second_mirror_is_tried_after_a_failing_one(tmp_path):

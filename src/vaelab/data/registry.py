@@ -157,6 +157,9 @@ def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: 
     if name.startswith("idx:"):
         return validated(load_idx_folder(Path(name[4:]).expanduser(), name, holdout, seed))
     if name in sources.REMOTE_DATASETS:
+        stems = tuple(stem for split in sources.SPLIT_FILES.values() for stem in split)
+        sources.refuse_a_partial_folder(name, data_dir, stems,
+                                        lambda folder, stem: sources.find_split_file(folder, stem) is not None)
         folder = locate_full(name, data_dir)
         if folder is None:
             if not download:

