@@ -275,3 +275,21 @@ def test_a_reused_cell_whose_codes_have_the_right_keys_but_wrong_shapes_is_redon
     assert (copy / "results.json").read_bytes() == (out / "results.json").read_bytes()
     with np.load(victim) as saved:
         assert len(saved["mean"]) > 3
+
+
+def test_a_run_and_a_study_never_share_a_folder(local_study, tmp_path):
+    out, study_file = local_study
+    before = sorted(path.name for path in out.iterdir())
+    trained = run_cli("train", "--epochs", "1", "--quiet", "--out", str(out))
+    assert trained.returncode == 2
+    assert trained.stderr.strip() == f"error: {out} holds a study (its study.yaml), not a run: choose another --out"
+    assert sorted(path.name for path in out.iterdir()) == before
+
+    run = tmp_path / "run"
+    assert run_cli("train", "--epochs", "1", "--quiet", "--out", str(run)).returncode == 0
+    files = sorted(path.name for path in run.iterdir())
+    studied = run_cli("study", "run", str(study_file), "--out", str(run), "--quiet")
+    assert studied.returncode == 2
+    assert studied.stderr.strip() == (f"error: {run} holds a training run (its model.json), not a study: give "
+                                      "another --out")
+    assert sorted(path.name for path in run.iterdir()) == files

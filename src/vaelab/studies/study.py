@@ -102,6 +102,8 @@ PRESENTATION = {"title", "description", "comparisons", "finding", "reference", "
 def _refuse_another_study(root: Path, spec: StudySpec) -> None:
     """A folder holding another study (another name, or other data, models, seeds, training or measures) is never
     written over: refused in one line before anything is written. The same study resumes there."""
+    if records.is_run_folder(root):
+        raise ConfigError(f"{root} holds a training run (its {records.MODEL_JSON}), not a study: give another --out")
     recorded = root / records.STUDY_YAML
     if not recorded.is_file():
         return

@@ -190,6 +190,8 @@ def _divergence_message(run_dir: Path, epoch: int, config: RunConfig) -> str:
 
 def _check_can_write(run_dir: Path, config: RunConfig, resume: bool) -> None:
     """A new run needs an empty place; a resumed one must be the same run (only epochs may change)."""
+    if (run_dir / records.STUDY_YAML).exists():  # a study's runs live in its runs/ folder, never at its root
+        raise RunError(f"{run_dir} holds a study (its {records.STUDY_YAML}), not a run: choose another --out")
     has_run = (run_dir / records.MODEL_JSON).exists()
     if has_run and not resume:
         raise RunError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out")
