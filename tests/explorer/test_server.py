@@ -231,3 +231,16 @@ def test_no_body_gets_a_5xx(server, path, data):
     payload = {name: data.draw(json_values) for name in chosen}
     status, answer = call(server, path, raw=json.dumps(payload).encode())  # NaN and Infinity as Python writes them
     assert status < 500 and isinstance(answer, dict), (payload, answer)
+
+
+@pytest.mark.parametrize("host, words", [
+    ("no-such-host.invalid", "cannot listen on no-such-host.invalid ("),
+    ("203.0.113.7", "cannot listen on 203.0.113.7 (Cannot assign requested address)"),  # TEST-NET: not this machine
+])
+def test_a_host_it_cannot_listen_on_is_the_one_line_said(tiny_study, host, words):
+    result = run_cli("explore", str(tiny_study), "--host", host, "--no-browser")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith(f"error: {words}"), result.stderr
+    assert "give --host a name or address of this machine" in lines[0]
+    assert "listens on" not in result.stdout + result.stderr

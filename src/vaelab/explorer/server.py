@@ -8,6 +8,7 @@ plotly.js come from the installed packages, so it works offline.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import ipaddress
 import json
@@ -156,6 +157,9 @@ def open_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
+        if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:  # the host is wrong, not the port
+            raise ConfigError(f"cannot listen on {host} ({error.strerror}): give --host a name or address of this "
+                              "machine (127.0.0.1, the default, or 0.0.0.0 for every interface)") from None
         raise ConfigError(f"cannot listen on {host}:{port} ({error.strerror}): choose another --port "
                           "(or leave it out for a free one)") from None
     sock.listen(128)
@@ -170,11 +174,11 @@ class Server:
         require_stack()
         import uvicorn
 
+        self.explorer = explorer
+        self.socket = open_socket(host, port)  # first: a host it cannot listen on is the one thing said
         if not is_loopback(host):
             notice(f"the explorer listens on {host}: anyone who can reach this machine can use it "
                    "(it only reads, but it is not protected)")
-        self.explorer = explorer
-        self.socket = open_socket(host, port)
         bound_host, self.port = self.socket.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{self.port}/"
