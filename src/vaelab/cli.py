@@ -364,14 +364,24 @@ def _print_study_results(results: dict, out: Path) -> None:
         _print_study_table(results, dataset, part)
         if part["finding"]:
             typer.echo(part["finding"])
-    for failure in results["failed"]:
-        typer.echo(f"failed: {failure['job']}: {failure['error']}", err=True)
+    for error, jobs in _failures_by_cause(results["failed"]).items():
+        shown = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
+        typer.echo(f"failed: {shown}: {error}" if len(jobs) == 1 else f"failed: {len(jobs)} jobs ({shown}): {error}",
+                   err=True)
     typer.echo(f"report: {out / records.REPORT_HTML}  (results: {out / records.RESULTS_JSON})")
     if results["failed"]:
         from vaelab.errors import RunError
 
         raise RunError(f"{len(results['failed'])} job(s) failed (listed above; the others finished): fix the cause "
                        "and run the same command again to redo only those")
+
+
+def _failures_by_cause(failed: list[dict]) -> dict[str, list[str]]:
+    """The failed jobs under each distinct error, in the order first met: one cause is one line."""
+    causes: dict[str, list[str]] = {}
+    for failure in failed:
+        causes.setdefault(failure["error"], []).append(failure["job"])
+    return causes
 
 
 def _print_study_table(results: dict, dataset: str, part: dict) -> None:

@@ -139,6 +139,7 @@ def test_svhn_mat_files_are_read_with_0_for_10(tmp_path):
     ({"Z": np.zeros(3)}, "holds no X and y arrays"),
     ({"X": np.zeros((28, 28, 3, 2), np.uint8), "y": np.ones((2, 1))}, "expected uint8 (32, 32, 3, N)"),
     ({"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[0], [3]])}, "expected one label 1-10 per image"),
+    ({"X": np.zeros((32, 32, 3, 0), np.uint8), "y": np.zeros((0, 1))}, "holds 0 images"),
 ])
 def test_damaged_svhn_files_are_named_in_one_line(tmp_path, content, words):
     from scipy.io import savemat

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -293,3 +294,54 @@ def test_a_run_and_a_study_never_share_a_folder(local_study, tmp_path):
     assert studied.stderr.strip() == (f"error: {run} holds a training run (its model.json), not a study: give "
                                       "another --out")
     assert sorted(path.name for path in run.iterdir()) == files
+
+
+def _copy_with_a_damaged_test_split(tiny: Path, target: Path, payload: bytes) -> Path:
+    target.mkdir()
+    for path in tiny.iterdir():
+        (target / path.name).write_bytes(payload if path.name.startswith("t10k-images") else path.read_bytes())
+    return target
+
+
+@pytest.mark.parametrize("payload, words", [
+    (None, "corrupt gzip stream"),  # the file cut short
+    (b"", "not an IDX file: 0 bytes"),
+])
+def test_a_damaged_data_file_is_one_line_before_anything_is_written(tmp_path, tiny, payload, words):
+    original = next(tiny.glob("t10k-images*")).read_bytes()
+    damaged = _copy_with_a_damaged_test_split(tiny, tmp_path / "damaged",
+                                              original[:len(original) // 2] if payload is None else payload)
+    path = _study_file(tmp_path, damaged)
+    result = run_cli("study", "run", str(path), "--out", str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {damaged}/t10k-images") and words in lines[0], lines
+    assert not (tmp_path / "out").exists()  # vaelab 0.1: one 'failed:' line per job, and a report of failures
+
+
+def test_a_split_of_zero_images_is_one_line_for_train_and_study(tmp_path):
+    from tests.data.test_sources import idx_bytes
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((0, 28, 28), np.uint8)))
+    (empty / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros((0,), np.uint8)))
+    message = f"error: {empty}: holds 0 images, so there is nothing to split: give files that hold images"
+    trained = run_cli("train", "--dataset", f"idx:{empty}", "--epochs", "1", "--quiet", "--out", str(tmp_path / "run"))
+    studied = run_cli("study", "run", str(_study_file(tmp_path, empty)), "--out", str(tmp_path / "out"), "--quiet")
+    for result in (trained, studied):
+        assert result.returncode == 2 and result.stderr.strip() == message, result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "out").exists()
+
+
+def test_jobs_that_fail_for_one_cause_are_one_line(tmp_path, capsys):
+    from vaelab.cli import _print_study_results
+    from vaelab.errors import RunError
+
+    failed = [{"job": f"m{k} seed 0 on d", "error": "d: the cluster lost its data"} for k in range(5)]
+    failed.append({"job": "x seed 1 on d", "error": "loss became NaN"})
+    with pytest.raises(RunError, match="6 job.s. failed"):
+        _print_study_results({"datasets": {}, "failed": failed}, tmp_path)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("failed:")]
+    assert lines == ["failed: 5 jobs (m0 seed 0 on d, m1 seed 0 on d, m2 seed 0 on d and 2 more): d: the cluster "
+                     "lost its data", "failed: x seed 1 on d: loss became NaN"]

@@ -126,6 +126,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 def stratified_split(images: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int, what: str):
     """A seeded split that keeps the class proportions in both parts."""
+    if len(labels) == 0:
+        raise DataError(f"{what}: holds 0 images, so there is nothing to split: give files that hold images")
     values, counts = np.unique(labels, return_counts=True)
     if counts.min() < 2:
         raise DataError(f"{what}: class {values[counts.argmin()]} has a single image, and a stratified hold-out "

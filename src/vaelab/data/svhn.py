@@ -47,6 +47,8 @@ def read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: X is {images.dtype} {images.shape}, expected uint8 (32, 32, 3, N): not an SVHN "
                         "cropped-digits file")
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    if images.shape[3] == 0:
+        raise DataError(f"{path}: holds 0 images: it is not a complete SVHN file; delete it and download it again")
     if len(labels) != images.shape[3] or labels.min() < 1 or labels.max() > 10:
         raise DataError(f"{path}: {len(labels)} labels in {labels.min()}-{labels.max()} for {images.shape[3]} "
                         "images, expected one label 1-10 per image: the file is damaged")

@@ -129,13 +129,13 @@ def _setup(job: Job):
 
 
 @functools.lru_cache(maxsize=2)
-def _data(dataset: str, data_dir: str | None, seed: int, protocol: str = "holdout"):
+def study_data(dataset: str, data_dir: str | None, seed: int, protocol: str = "holdout"):
     """The data set of a seed, loaded once per process for the cells that share it."""
     return load_dataset(dataset, data_dir=data_dir, seed=seed, protocol=protocol)
 
 
 def _classifier(job: Job, device):
-    data = _data(job.dataset, job.data_dir, job.seed, job.protocol)
+    data = study_data(job.dataset, job.data_dir, job.seed, job.protocol)
     folder = records.classifier_dir(Path(job.root), job.dataset, job.seed)
     return load_or_train_classifier(folder, data, job.seed, job.settings["classifier_epochs"], device)
 
@@ -172,7 +172,7 @@ def measures_current(run_dir: Path, config: RunConfig, settings: dict[str, Any],
 def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
     device, resolved = _setup(job)
     cell = job.cell
-    data = _data(job.dataset, job.data_dir, job.seed, job.protocol)
+    data = study_data(job.dataset, job.data_dir, job.seed, job.protocol)
     run_dir = job.run_dir
     started = time.perf_counter()
     run, reused = train_or_reuse(cell.config, run_dir, data, on_epoch, device, resolved.precision)

@@ -32,7 +32,7 @@ from vaelab.analysis.registry import CLASSIFIER_GROUPS, describe
 from vaelab.errors import ConfigError
 from vaelab.hardware import Resolved, keep_recorded_precision, resolve
 from vaelab.io import atomic_write, folder_lock, remove_stale_temporaries, write_json
-from vaelab.studies.cells import Cell, Job, measures_current
+from vaelab.studies.cells import Cell, Job, measures_current, study_data
 from vaelab.studies.executors import ExecutorOptions, make_executor
 from vaelab.studies.spec import StudySpec, load_study
 from vaelab.version import __version__
@@ -66,6 +66,8 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: ExecutorOptions = E
     root = Path(out)
     _refuse_another_study(root, spec)
     cells = plan(spec)
+    if not executor.address:
+        _check_data_loads(spec)
     runner = make_executor(executor)
     try:
         resolved = _resolve(executor.cell_device(device), spec.precision, defer=executor.defers_device())
@@ -116,6 +118,14 @@ def _refuse_another_study(root: Path, spec: StudySpec) -> None:
     if before.model_dump(exclude=PRESENTATION) != spec.model_dump(exclude=PRESENTATION):
         raise ConfigError(f"{root} holds another study (its study.yaml differs from {spec.name!r} as given): "
                           "give another --out, or delete that folder to start over")
+
+
+def _check_data_loads(spec: StudySpec) -> None:
+    """Load each data set (its first seed's split) before anything is written, so that a damaged or missing file is
+    one line, not one identical failure per job. Cells run here reuse this load (one per process); on a cluster
+    at ``--address`` it is skipped: its workers may see data files this machine does not."""
+    for dataset in spec.datasets:
+        study_data(dataset, spec.data_dir, spec.seeds[0], spec.protocol)
 
 
 def _resolve(device: str, precision: str, defer: bool) -> Resolved:
