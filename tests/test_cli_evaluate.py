@@ -76,3 +76,27 @@ def test_compare_runs_groups_seeds_of_the_same_model(trained):
 def test_compare_needs_measures(tmp_path, trained):
     result = run_cli("compare", str(tmp_path))
     assert result.returncode == 2 and "neither a study folder" in result.stderr
+
+
+def test_evaluate_beside_a_run_that_is_training_gets_one_line(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "training"
+    trainer = subprocess.Popen([sys.executable, "-m", "vaelab", "train", "--epochs", "1000", "--quiet", "--out",
+                                str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not ((run / ".vaelab-lock").is_file() and (run / ".vaelab-lock").read_text().startswith("pid")) \
+                and time.time() < deadline:
+            time.sleep(0.01)
+        result = run_cli("evaluate", str(run), "--measures", "separation")
+        assert trainer.poll() is None, "the training ended first: the test proves nothing"
+    finally:
+        trainer.kill()
+        trainer.wait()
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: {run} is being written by another vaelab process (pid {trainer.pid}): "
+                                     "wait for it to finish")
+    assert not (run / "measures.json").exists()

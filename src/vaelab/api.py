@@ -21,6 +21,7 @@ from vaelab import records
 from vaelab.analysis.encode import Codes, encode_split
 from vaelab.config import RunConfig, build_config, merge, preset, read_yaml, run_options
 from vaelab.errors import ConfigError
+from vaelab.io import folder_lock
 from vaelab.training.trainer import TrainedRun, fit, load_run, resume_config
 
 
@@ -118,20 +119,21 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
         first = error.errors()[0]
         option = "--" + str(first["loc"][0]).replace("_", "-")
         raise ConfigError(f"invalid value for {option}: {first['msg']} (got {first.get('input')!r})") from None
-    run = load_run(run_dir, device)
-    data = run.load_data()
-    seed = run.config.train.seed
-    reference = None
-    if {"generation", "perturbation"} & set(chosen):
-        from vaelab.analysis.classifier import load_or_train_classifier
-        from vaelab.data.sources import cache_root
+    with folder_lock(run_dir, create=False):  # not while the run trains, nor beside another evaluate
+        run = load_run(run_dir, device)
+        data = run.load_data()
+        seed = run.config.train.seed
+        reference = None
+        if {"generation", "perturbation"} & set(chosen):
+            from vaelab.analysis.classifier import load_or_train_classifier
+            from vaelab.data.sources import cache_root
 
-        safe = data.name.replace("idx:", "idx-").replace("/", "_")
-        folder = cache_root() / records.CLASSIFIERS / f"{safe}-seed{seed}"
-        classifier, info = load_or_train_classifier(folder, data, seed, settings.classifier_epochs, run.model.device)
-        reference = make_reference(classifier, info, data)
-    evaluation = run_evaluation(run.model, data, seed, chosen, settings, reference)
-    records.write_measures(Path(run_dir), measures_record(evaluation, chosen, settings, reference))
+            safe = data.name.replace("idx:", "idx-").replace("/", "_")
+            folder = cache_root() / records.CLASSIFIERS / f"{safe}-seed{seed}"
+            classifier, info = load_or_train_classifier(folder, data, seed, settings.classifier_epochs, run.model.device)
+            reference = make_reference(classifier, info, data)
+        evaluation = run_evaluation(run.model, data, seed, chosen, settings, reference)
+        records.write_measures(Path(run_dir), measures_record(evaluation, chosen, settings, reference))
     return evaluation.measures
 
 
@@ -205,7 +207,8 @@ def report(out: str | Path) -> Path:
     """Redraw the figures and ``report.html``/``report.md`` of a study folder from what it saved; the HTML's path."""
     from vaelab.report.build import build_report
 
-    build_report(Path(out))
+    with folder_lock(out, create=False):  # never beside a study run (or another report) on the same folder
+        build_report(Path(out))
     return Path(out) / records.REPORT_HTML
 
 

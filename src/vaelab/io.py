@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from vaelab.errors import RunError, VaelabError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
@@ -25,8 +27,6 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     if target.is_dir():
-        from vaelab.errors import VaelabError
-
         raise VaelabError(f"{target} is a folder: give a file name to write to")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -51,17 +51,19 @@ LOCK_NAME = ".vaelab-lock"
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+def folder_lock(folder: str | os.PathLike, create: bool = True) -> Iterator[None]:
     """Own ``folder`` while writing it: a second vaelab process gets a one-line error.
 
     An advisory ``flock`` on ``folder/.vaelab-lock``: the kernel releases it when
     its process ends, however it ends, so a killed run's successor takes the
     folder over without any clean-up. (Where ``fcntl`` is missing, as on
-    Windows, there is no lock.)
+    Windows, there is no lock.) ``create=False``: a folder that does not exist
+    is neither made nor locked (the caller's reader then names it).
     """
-    from vaelab.errors import RunError
-
     folder = Path(folder)
+    if not create and not folder.is_dir():
+        yield
+        return
     if folder.exists() and not folder.is_dir():
         raise RunError(f"{folder} is a file, not a folder: choose another --out")
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,8 +79,8 @@ def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             owner = handle.read().strip() or "another process"
-            raise RunError(f"{folder} is being written by another vaelab process ({owner}): wait for it to "
-                           "finish, or choose another --out") from None
+            advice = "wait for it to finish, or choose another --out" if create else "wait for it to finish"
+            raise RunError(f"{folder} is being written by another vaelab process ({owner}): {advice}") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")

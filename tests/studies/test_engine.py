@@ -345,3 +345,28 @@ def test_jobs_that_fail_for_one_cause_are_one_line(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("failed:")]
     assert lines == ["failed: 5 jobs (m0 seed 0 on d, m1 seed 0 on d, m2 seed 0 on d and 2 more): d: the cluster "
                      "lost its data", "failed: x seed 1 on d: loss became NaN"]
+
+
+@pytest.mark.slow  # a whole shrunk study beside a second writer: CI runs it with -m slow
+def test_a_second_writer_on_a_running_study_gets_one_line_and_nothing_is_mixed(local_study, tmp_path):
+    out, study_file = local_study
+    target = tmp_path / "busy"
+    command = [sys.executable, "-m", "vaelab", "study", "run", str(study_file), "--out", str(target), "--quiet",
+               "--cpus-per-cell", "1"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = target / ".vaelab-lock"
+        deadline = time.time() + 120
+        while not (lock.is_file() and lock.read_text().startswith("pid")) and time.time() < deadline:
+            time.sleep(0.01)
+        second = run_cli("study", "run", str(study_file), "--out", str(target), "--quiet", "--cpus-per-cell", "1")
+        report = run_cli("report", str(target))
+        assert first.poll() is None, "the first study ended before the second writer came: the test proves nothing"
+    finally:
+        _, first_errors = first.communicate(timeout=600)
+    expected = f"error: {target} is being written by another vaelab process (pid {first.pid}): wait for it to finish"
+    assert second.returncode == 2 and second.stderr.strip() == expected + ", or choose another --out"
+    assert report.returncode == 2 and report.stderr.strip() == expected
+    assert first.returncode == 0, first_errors
+    assert (target / "results.json").read_bytes() == (out / "results.json").read_bytes()
+    assert (target / "report.md").read_bytes() == (out / "report.md").read_bytes()
