@@ -254,9 +254,36 @@ def test_finding_sentence_follows_the_paired_interval(mean, ci, verdict):
     assert ("95% CI" in sentence) == (ci is not None)
 
 
-@pytest.mark.slow  # a whole study killed and run again: CI runs it with -m slow
-@pytest.mark.parametrize("kill_when", ["runs/idx-tiny/vae-seed0/model.json", "runs/idx-tiny/ae-seed1/codes.npz"])
-def test_a_killed_study_resumes_to_the_same_results(study, tiny_data, tmp_path, kill_when):
+KILL_SEED = 20261203  # the kill moments are seeded: the same moments on every run of the suite
+# Each window: the file whose appearance opens it (the study's own progress), and the range of the seeded delay
+# after it, chosen from the tiny study's measured phase lengths (a conv cell trains ~1 s and measures ~2.5 s,
+# the aggregate takes ~0.1 s, the figures ~12 s; on a slower machine every window is longer).
+KILL_WINDOWS = {
+    "cell training": ("runs/idx-tiny/conv-vae-seed0/model.json", (0.0, 0.5)),
+    "cell measuring": ("runs/idx-tiny/conv-vae-seed1/weights.safetensors", (0.2, 1.5)),
+    "aggregation": ("runs/idx-tiny/convenc-vae-seed1/measures.json", (0.0, 0.02)),
+    "report drawing": ("results.json", (0.5, 6.0)),
+}
+
+
+def _phase_at_kill(out: Path) -> str:
+    """Which phase the killed study was in, read from the files it left (it wrote nothing after the kill)."""
+    if (out / "results.json").exists():
+        return "finished" if (out / "report.md").exists() else "report drawing"
+    cells = [folder for folder in (out / "runs" / "idx-tiny").glob("*-seed*") if folder.is_dir()]
+    if len(cells) == len(MODELS) * SEEDS and all((folder / "measures.json").exists() for folder in cells):
+        return "aggregation"
+    for folder in cells:
+        if (folder / "model.json").exists() and not (folder / "measures.json").exists():
+            finished = json.loads((folder / "model.json").read_text())["status"] == "finished"
+            return "cell measuring" if finished else "cell training"
+    return "cell training"  # between two cells: the next one is starting
+
+
+@pytest.mark.slow  # the study killed once in each phase, resumed each time: CI runs it with -m slow
+def test_a_study_killed_in_every_phase_resumes_to_the_same_results_and_report(study, tiny_data, tmp_path):
+    """One folder, four SIGKILLs in turn (each run resumes the last one's work and is killed further on), then a
+    run to the end: its results.json and report.md are byte-identical to an uninterrupted run's."""
     import os
     import signal
     import subprocess
@@ -268,14 +295,22 @@ def test_a_killed_study_resumes_to_the_same_results(study, tiny_data, tmp_path, 
     script = ("import sys; from pathlib import Path; from tests.studies.test_reproduce import _study; "
               "_study(Path(sys.argv[1]), Path(sys.argv[2]))")
     command = [sys.executable, "-c", script, str(out), str(tiny_data)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (out / kill_when).exists() and time.time() < deadline:  # kill mid-training / mid-evaluation
-        time.sleep(0.002)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (out / "results.json").exists(), "the study finished before it could be killed"
+    delays = np.random.default_rng(KILL_SEED).uniform(0.0, 1.0, len(KILL_WINDOWS))
+    hits = {}
+    for (phase, (trigger, (low, high))), fraction in zip(KILL_WINDOWS.items(), delays):
+        delay = low + fraction * (high - low)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while not (out / trigger).exists() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.001)
+        time.sleep(delay)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        hits[phase] = _phase_at_kill(out)
+        print(f"SIGKILL {delay:.3f} s after {trigger}: landed in {hits[phase]}")  # with -s: the record of each kill
+    assert hits == {phase: phase for phase in KILL_WINDOWS}, hits
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr
     assert (out / "results.json").read_bytes() == (root / "results.json").read_bytes()
+    assert (out / "report.md").read_bytes() == (root / "report.md").read_bytes()
     assert not list(out.rglob("*.tmp"))
