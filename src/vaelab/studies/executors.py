@@ -20,6 +20,7 @@ from vaelab.errors import ConfigError
 from vaelab.studies.cells import Job, run_job
 
 EXECUTORS = ("local", "ray")
+RETRIES = 3  # times Ray runs a job again after losing its worker or node (then it is a failed job)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,9 @@ class RayExecutor:
             self.close_if_owned(ray)
             raise
         self.ray = ray
-        self.remote = ray.remote(num_cpus=self.threads, num_gpus=self.gpus, max_retries=0)(run_job)
+        # a task whose worker or node is lost is run again (its cell resumes from its checkpoint); a failure
+        # inside the job is an outcome, never retried
+        self.remote = ray.remote(num_cpus=self.threads, num_gpus=self.gpus, max_retries=RETRIES)(run_job)
 
     def run(self, jobs: list[Job], progress: Progress) -> list[dict[str, Any]]:
         """Submit every job at once; Ray schedules them on free CPUs; collect them as they finish."""
@@ -159,15 +162,21 @@ class RayExecutor:
             ray.shutdown()
 
 
+def _host_and_port(address: str) -> tuple[str, int] | None:
+    """The host and port of a Ray ``host:port`` or ``ray://host:port`` address; None for ``auto`` and the like."""
+    match = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d+)", address.strip())
+    return (match.group(1), int(match.group(2))) if match else None
+
+
 def check_reachable(address: str, seconds: float = 5.0) -> None:
     """Refuse, in one line, a Ray ``host:port`` (or ``ray://host:port``) where nothing accepts a connection.
 
     ``auto`` and other forms without a port are left to Ray, which answers them at once.
     """
-    match = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:(\d+)", address.strip())
-    if match is None:
+    parts = _host_and_port(address)
+    if parts is None:
         return
-    host, port = match.group(1), int(match.group(2))
+    host, port = parts
     if not 0 < port < 65536:
         raise ConfigError(f"--address {address}: the port must be between 1 and 65535")
     try:
