@@ -64,7 +64,7 @@ def lose_a_node(out: str, study_file: str, report: str) -> None:
 
 @pytest.mark.slow  # a two-node Ray cluster and a whole study (about 40 s): CI runs it with -m slow
 @needs_ray
-def test_a_study_survives_losing_a_ray_node_with_byte_identical_results(local_study, tmp_path):
+def test_a_study_survives_losing_a_ray_node_with_byte_identical_results(local_study, tmp_path):  # noqa: F811
     out, study_file = local_study
     target, report = tmp_path / "survived", tmp_path / "report.json"
     code = (f"from tests.studies.test_ray_faults import lose_a_node; "
