@@ -54,7 +54,9 @@ def test_settings_that_do_not_fit_are_refused_in_one_line(values, message):
 def test_training_lowers_the_loss(tiny_idx_folder, tmp_path):
     import vaelab
 
-    run = vaelab.train("infovae", out=tmp_path / "info", dataset=f"idx:{tiny_idx_folder}", epochs=3,
+    run = vaelab.train("infovae", out=tmp_path / "info", dataset=f"idx:{tiny_idx_folder}", epochs=5,
                        batch_size=20, **SMALL)
-    assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
+    # the held-out loss: the training loss of one epoch carries λ = 1000 times the MMD of batches of 20, too
+    # noisy to fall every epoch (on AVX2 it rose from 583 to 594 in epoch 3 while the test loss fell)
+    assert run.history[-1]["test_loss"] < run.history[0]["test_loss"]
     assert run.config.model.describe() == "infovae λ=1000 (α=0)"
