@@ -17,9 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+# The measures, studies, report and explorer are imported where they are used: `vaelab train` and `vaelab.load`
+# must not pay for scikit-learn, openTSNE and matplotlib (0.4-0.8 s measured), nor need the explore extra.
 from vaelab import records
+from vaelab.analysis import compare as comparison
+from vaelab.analysis.classifier import load_or_train_classifier
 from vaelab.analysis.encode import Codes, encode_split
 from vaelab.config import RunConfig, build_config, merge, preset, read_yaml, run_options
+from vaelab.data.sources import cache_root
 from vaelab.errors import ConfigError
 from vaelab.io import folder_lock
 from vaelab.training.trainer import TrainedRun, fit, load_run, resume_config
@@ -125,9 +130,6 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
         seed = run.config.train.seed
         reference = None
         if {"generation", "perturbation"} & set(chosen):
-            from vaelab.analysis.classifier import load_or_train_classifier
-            from vaelab.data.sources import cache_root
-
             safe = data.name.replace("idx:", "idx-").replace("/", "_")
             folder = cache_root() / records.CLASSIFIERS / f"{safe}-seed{seed}"
             classifier, info = load_or_train_classifier(folder, data, seed, settings.classifier_epochs, run.model.device)
@@ -139,8 +141,6 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
 
 def compare(folders: list[str | Path], format: str = "md") -> str:
     """One table of every measure across study folders and evaluated runs: ``md``, ``csv`` or ``json`` text."""
-    from vaelab.analysis import compare as comparison
-
     if format not in ("md", "csv", "json"):
         raise ConfigError(f"--format must be md, csv or json, not {format!r}")
     return comparison.render(comparison.aggregate(comparison.collect(list(folders))), format)

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from vaelab.errors import ConfigError
+from vaelab.errors import ConfigError, notice
 
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps"
@@ -150,8 +150,6 @@ def keep_recorded_precision(recorded: dict, resolved: Resolved, what: str, why: 
     before = recorded.get("precision")
     if before not in ("fp32", "bf16") or before == resolved.precision:
         return resolved
-    from vaelab.errors import notice
-
     notice(f"{what} was started in {before} (CPU {recorded.get('cpu_capability', '?')}, "
            f"{recorded.get('device', '?')}); this machine would choose {resolved.precision}: "
            f"continuing in {before} {why}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaelab.data.dataset import to_tensor
 from vaelab.errors import RunError
 from vaelab.io import write_npz
 from vaelab.models.base import INFERENCE_BATCH
@@ -70,8 +71,6 @@ def encode_images(model, images: torch.Tensor, labels=None) -> tuple[np.ndarray,
 
 def encode_split(model, images_uint8: np.ndarray, labels: np.ndarray, factors: np.ndarray | None = None) -> Codes:
     """Codes of a uint8 image split (``factors``: the images' generating factors, kept beside the codes)."""
-    from vaelab.data.dataset import to_tensor
-
     labels = np.asarray(labels, dtype=np.int64)
     mean, logvar = encode_images(model, to_tensor(images_uint8), labels)
     return Codes(mean, logvar, labels, None if factors is None else np.asarray(factors, dtype=np.int64))

@@ -35,6 +35,7 @@ from vaelab.config import EvalSettings
 from vaelab.data.dataset import Dataset, to_tensor
 from vaelab.errors import ConfigError
 from vaelab.models.base import INFERENCE_BATCH
+from vaelab.seeding import numpy_rng
 
 
 @dataclass
@@ -78,8 +79,6 @@ def subsample(n: int, limit: int | None, seed: int, purpose: str = "tsne") -> np
     """Sorted indices of a seeded subsample of at most ``limit`` of ``n`` points (all of them for None)."""
     if limit is None or n <= limit:
         return np.arange(n)
-    from vaelab.seeding import numpy_rng
-
     return np.sort(numpy_rng(seed, f"{purpose}-subsample").choice(n, limit, replace=False))
 
 

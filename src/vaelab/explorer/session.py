@@ -20,10 +20,13 @@ import torch
 from vaelab import records
 from vaelab.analysis.encode import encode_images
 from vaelab.analysis.generate import class_centroids, cycled_labels, decode, prior_draws
+from vaelab.analysis.registry import HEADLINE, describe
+from vaelab.data.dataset import to_tensor
 from vaelab.errors import RunError
 from vaelab.io import is_finite_number
 from vaelab.pixels import data_uri
 from vaelab.seeding import torch_generator
+from vaelab.training.trainer import load_run
 
 MAX_POINTS = 2000  # test images on the map: enough to see the classes, few enough for a fluid page
 MAX_IMAGES = 64  # images one request may ask for
@@ -146,8 +149,6 @@ class Explorer:
     """
 
     def __init__(self, runs: list[tuple[str, str, Path]], max_points: int = MAX_POINTS) -> None:
-        from vaelab.training.trainer import load_run
-
         if not runs:
             raise RunError("no runs to explore: give run folders or a study folder")
         loaded = [(key, label, load_run(run_dir, "cpu")) for key, label, run_dir in runs]
@@ -167,8 +168,6 @@ class Explorer:
         self.images = self.data.test_images[self.index]  # uint8
         self.labels = np.asarray(self.data.test_labels[self.index], dtype=np.int64)
         self.class_names = self.data.class_names
-        from vaelab.data.dataset import to_tensor
-
         pixels = to_tensor(self.images)
         self.models: dict[str, Model] = {}
         for key, label, run in loaded:
@@ -186,8 +185,6 @@ class Explorer:
     # ----- what the page shows first -----------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         """The models (label, latent size, headline measures, dimensions in order), the data and projections."""
-        from vaelab.analysis.registry import HEADLINE, describe
-
         return {
             "dataset": self.data.name,
             "points": len(self.index),

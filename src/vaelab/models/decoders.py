@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vaelab.models.encoders import conv_kernel
+
 
 class MLPDecoder(nn.Module):
     """Dense(hidden, LeakyReLU) -> Dense(C*H*W) -> (C, H, W) logits (784 and 1x28x28 for MNIST).
@@ -51,8 +53,6 @@ class ConvDecoder(nn.Module):
     def __init__(self, latent: int, hidden: int = 512, negative_slope: float = 0.3,
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
-        from vaelab.models.encoders import conv_kernel
-
         del hidden  # the convolutional decoder's width is fixed by the thesis
         s = negative_slope
         self.net = nn.Sequential(

@@ -20,11 +20,13 @@ import numpy as np
 from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, reference_applies
 from vaelab.analysis.registry import BAR_MEASURES
 from vaelab.config import ModelConfig
+from vaelab.data.registry import check_same_data, load_dataset
+from vaelab.errors import VaelabError
 from vaelab.io import atomic_write
-from vaelab.report import figures
+from vaelab.pixels import data_uri
 from vaelab.records import (CELL_FILES, CODES_NPZ, FIGURES, GRIDS_NPZ, MAP_NPZ, REPORT_HTML, REPORT_MD, load_results,
                             read_metrics, read_model_json, read_npz)
-
+from vaelab.report import figures
 
 
 def _first_finished(part: dict, model: str, seeds: list[int]) -> str | None:
@@ -120,9 +122,6 @@ def interactive_map(root: Path, results: dict, dataset: str) -> dict | None:
     The images come from reading the data set again (as its runs recorded it); where it cannot be read
     or has changed since, the view has no images rather than wrong ones. None where no run has a map.
     """
-    from vaelab.errors import VaelabError
-    from vaelab.pixels import data_uri
-
     study, part = results["study"], results["datasets"][dataset]
     models, shown_index = [], set()
     for model in study["models"]:
@@ -154,7 +153,6 @@ def interactive_map(root: Path, results: dict, dataset: str) -> dict | None:
 
 def _recorded_data(run: Path):
     """The data set a run was trained on, read again; refused (RunError) where it has changed since."""
-    from vaelab.data.registry import check_same_data, load_dataset
     info = read_model_json(run)
     config = info["config"].data
     data = load_dataset(config.name, data_dir=config.data_dir, holdout=config.holdout, download=False,

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vaelab.analysis.registry import DEFAULT_GROUPS, GROUPS, check_measure
 from vaelab.config import EvalSettings, RunConfig, build_config, format_validation_error, merge, read_yaml
+from vaelab.data.registry import unknown_dataset
 from vaelab.errors import ConfigError
 from vaelab.models.registry import PRESETS
 
@@ -154,8 +155,6 @@ class StudySpec(_Strict):
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, value: list[str]) -> list[str]:
-        from vaelab.data.registry import unknown_dataset
-
         if len(set(value)) != len(value):
             raise ValueError("a data set is listed twice")
         for name in value:
