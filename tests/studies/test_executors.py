@@ -104,7 +104,8 @@ def test_study_run_against_a_ray_address_where_nothing_listens_ends_in_one_line(
 
 @pytest.mark.slow  # starts a private Ray instance (about 10 s): CI runs it with -m slow
 @needs_ray
-@pytest.mark.parametrize("flag, value", [("--gpus-per-cell", "64"), ("--cpus-per-cell", "4096")])
+# one real run (Ray's start costs 13 s); --cpus-per-cell above every node's CPUs is the same check, tested above
+@pytest.mark.parametrize("flag, value", [("--gpus-per-cell", "64")])
 def test_a_cell_no_ray_node_can_hold_ends_in_one_line_not_a_hang(study_file, tmp_path, flag, value):
     started = time.monotonic()
     result = run_cli("study", "run", str(study_file), "--out", str(tmp_path / "out"), "--quiet",
