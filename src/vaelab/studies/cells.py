@@ -68,7 +68,6 @@ class Job:
     """One unit of work (a cell, or the classifier its data set and seed share) with what every job of the
     study shares, as values that travel to another process."""
 
-    kind: str  # "classifier" or "cell"
     root: str  # the study folder
     dataset: str
     data_dir: str | None
@@ -80,6 +79,11 @@ class Job:
     threads: int | None = None  # torch threads for this job (results of conv models depend on it)
     cell: Cell | None = None  # cell jobs: the cell, and the measure groups
     groups: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """``cell`` (it trains and measures a cell) or ``classifier`` (the one its data set and seed share)."""
+        return "classifier" if self.cell is None else "cell"
 
     @property
     def name(self) -> str:

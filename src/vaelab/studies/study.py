@@ -159,9 +159,9 @@ def _jobs(spec: StudySpec, cells: list[Cell], root: Path, resolved: Resolved, th
     if needs_classifier(spec):
         for dataset in spec.datasets:
             for seed in spec.seeds:
-                jobs.append(Job(kind="classifier", dataset=dataset, seed=seed, **common))
+                jobs.append(Job(dataset=dataset, seed=seed, **common))
     for cell in cells:
-        jobs.append(Job(kind="cell", dataset=cell.dataset, seed=cell.seed, cell=cell, groups=tuple(spec.measures),
+        jobs.append(Job(dataset=cell.dataset, seed=cell.seed, cell=cell, groups=tuple(spec.measures),
                         **common))
     return jobs
 
