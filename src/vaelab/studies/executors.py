@@ -122,12 +122,12 @@ class RayExecutor:
                 where = address or "a local instance"
                 raise ConfigError(f"could not start or reach Ray ({where}): {error}".split("\n")[0]) from None
             self.owned = True
+        self.ray = ray
         try:
             check_placeable(ray.nodes(), self.threads, self.gpus)
         except ConfigError:
-            self.close_if_owned(ray)
+            self.close()
             raise
-        self.ray = ray
         # a task whose worker or node is lost is run again (its cell resumes from its checkpoint); a failure
         # inside the job is an outcome, never retried
         self.remote = ray.remote(num_cpus=self.threads, num_gpus=self.gpus, max_retries=RETRIES)(run_job)
@@ -155,11 +155,8 @@ class RayExecutor:
 
     def close(self) -> None:
         """Stop the Ray instance this executor started (not a cluster it joined)."""
-        self.close_if_owned(self.ray)
-
-    def close_if_owned(self, ray) -> None:
         if self.owned:
-            ray.shutdown()
+            self.ray.shutdown()
 
 
 def _host_and_port(address: str) -> tuple[str, int] | None:
