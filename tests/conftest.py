@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import importlib.util
 import os
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from vaelab.io import LOCK_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,6 +98,18 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.delenv("VAELAB_DATA_DIR", raising=False)
     return cache
+
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="the Ray extra is not installed (pip install 'vaelab[ray]')")
+
+
+def wait_until_locked(folder: Path, seconds: float = 120) -> None:
+    """Wait (at most ``seconds``) until a vaelab process holds ``folder``'s lock: its lock file names its pid."""
+    lock = folder / LOCK_NAME
+    deadline = time.time() + seconds
+    while not (lock.is_file() and lock.read_text().startswith("pid")) and time.time() < deadline:
+        time.sleep(0.01)
 
 
 def run_cli_subprocess(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

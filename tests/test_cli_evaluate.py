@@ -7,7 +7,7 @@ import json
 import pytest
 from sklearn.metrics import silhouette_score
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_until_locked
 from vaelab.analysis.encode import Codes
 
 
@@ -81,16 +81,12 @@ def test_compare_needs_measures(tmp_path, trained):
 def test_evaluate_beside_a_run_that_is_training_gets_one_line(tmp_path):
     import subprocess
     import sys
-    import time
 
     run = tmp_path / "training"
     trainer = subprocess.Popen([sys.executable, "-m", "vaelab", "train", "--epochs", "1000", "--quiet", "--out",
                                 str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 120
-        while not ((run / ".vaelab-lock").is_file() and (run / ".vaelab-lock").read_text().startswith("pid")) \
-                and time.time() < deadline:
-            time.sleep(0.01)
+        wait_until_locked(run)
         result = run_cli("evaluate", str(run), "--measures", "separation")
         assert trainer.poll() is None, "the training ended first: the test proves nothing"
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import make_tiny_idx, run_cli
+from tests.conftest import idx_bytes, make_tiny_idx, needs_ray, run_cli, wait_until_locked
 from vaelab.studies.spec import load_study
 from vaelab.studies.executors import ExecutorOptions
 from vaelab.studies.study import run_study
@@ -146,8 +145,6 @@ def test_the_api_runs_a_study_spec(tmp_path, tiny):
 
 # --- Ray: a real local instance on 127.0.0.1, stopped by each test ---------------------------------------
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="the Ray extra is not installed (pip install 'vaelab[ray]')")
 
 
 @pytest.mark.slow  # a whole shrunk study end to end (15-25 s on 2 cores): CI runs it with -m slow
@@ -320,8 +317,6 @@ def test_a_damaged_data_file_is_one_line_before_anything_is_written(tmp_path, ti
 
 
 def test_a_split_of_zero_images_is_one_line_for_train_and_study(tmp_path):
-    from tests.data.test_sources import idx_bytes
-
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((0, 28, 28), np.uint8)))
@@ -355,10 +350,7 @@ def test_a_second_writer_on_a_running_study_gets_one_line_and_nothing_is_mixed(l
                "--cpus-per-cell", "1"]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        lock = target / ".vaelab-lock"
-        deadline = time.time() + 120
-        while not (lock.is_file() and lock.read_text().startswith("pid")) and time.time() < deadline:
-            time.sleep(0.01)
+        wait_until_locked(target)
         second = run_cli("study", "run", str(study_file), "--out", str(target), "--quiet", "--cpus-per-cell", "1")
         report = run_cli("report", str(target))
         assert first.poll() is None, "the first study ended before the second writer came: the test proves nothing"

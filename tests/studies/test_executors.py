@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import sys
 import time
 
 import pytest
 
-from tests.conftest import make_tiny_idx, run_cli
+from tests.conftest import make_tiny_idx, needs_ray, run_cli
 from tests.studies.test_engine import _study_file
 from vaelab.errors import ConfigError
 from vaelab.studies import executors
 from vaelab.studies.executors import ExecutorOptions, check_placeable, check_reachable
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="the Ray extra is not installed (pip install 'vaelab[ray]')")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import needs_ray
 from tests.studies.test_engine import local_study, tiny  # noqa: F401 (fixtures: the local run to compare with)
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="the Ray extra is not installed (pip install 'vaelab[ray]')")
 
 # Ray turns 127.0.0.1 in an address into the machine's LAN address, where a loopback-only cluster does not
 # listen; single-machine mode keeps every node, and the study's driver, on 127.0.0.1.
