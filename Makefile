@@ -22,8 +22,9 @@ test: $(STAMP)  ## the default suite (about 5 minutes on 2 cores: one pytest-xdi
 test-slow: $(STAMP)  ## end-to-end tests that train real models (CI runs them too)
 	$(PY) -m pytest -q -m slow -n auto --dist worksteal
 
-lint: $(STAMP)  ## ruff's pyflakes rules over the code, tests and benchmarks (CI runs it first)
+lint: $(STAMP)  ## ruff's pyflakes rules over the code, tests and benchmarks, then mypy on src/vaelab (CI runs it first)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/train_throughput.py

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -68,7 +69,7 @@ def train(model: str | None = "vae", *, out: str | Path | None = None, config_fi
     """
     if resume and out is None:
         raise TypeError("resume=True needs out=, the run directory to continue")
-    saved = resume_config(out) if resume else None  # a missing or damaged run is a RunError
+    saved = resume_config(out) if resume and out is not None else None  # a missing or damaged run is a RunError
     config = make_config(model, config_file=config_file, base=saved, **options)
     run_dir = Path(out) if out is not None else default_run_dir(model, config)
     return fit(config, run_dir, resume=resume, progress=progress, device=device)
@@ -139,7 +140,7 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
     return evaluation.measures
 
 
-def compare(folders: list[str | Path], format: str = "md") -> str:
+def compare(folders: Sequence[str | Path], format: str = "md") -> str:
     """One table of every measure across study folders and evaluated runs: ``md``, ``csv`` or ``json`` text."""
     if format not in ("md", "csv", "json"):
         raise ConfigError(f"--format must be md, csv or json, not {format!r}")
@@ -212,7 +213,7 @@ def report(out: str | Path) -> Path:
     return Path(out) / records.REPORT_HTML
 
 
-def explore(folders: list[str | Path], *, host: str = "127.0.0.1", port: int = 0, dataset: str | None = None,
+def explore(folders: Sequence[str | Path], *, host: str = "127.0.0.1", port: int = 0, dataset: str | None = None,
             points: int = 2000) -> Any:
     """Load run folders (or a study folder's runs) into the interactive explorer and bind its server.
 

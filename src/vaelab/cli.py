@@ -178,7 +178,7 @@ def _train_signature() -> inspect.Signature:
     return inspect.Signature(parameters)
 
 
-train.__signature__ = _train_signature()
+train.__signature__ = _train_signature()  # type: ignore[attr-defined]  # what typer reads a command's options from
 train.__annotations__ = {}
 app.command()(train)
 
@@ -512,7 +512,7 @@ def main() -> None:
         _exit_with(INTERRUPTED, 130)
     except Exception as error:  # click's usage errors and aborts (typer vendors click: no stable import)
         kind = type(error).__name__
-        if kind == "NoArgsIsHelpError":
+        if kind == "NoArgsIsHelpError" and hasattr(error, "format_message"):
             typer.echo(error.format_message())
             sys.exit(2)
         if hasattr(error, "format_message") and hasattr(error, "exit_code"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
@@ -46,7 +46,12 @@ class DataConfig(_Strict):
 
 # The model section: one model's settings, told apart by their `objective` (each model's module declares its
 # own; see vaelab.models.base). A section of any earlier vaelab version is upgraded before it is read.
-ModelSection = Annotated[Union[models.settings_classes()], Field(discriminator="objective")]  # type: ignore[valid-type]
+# The union is built at run time from the registry, which a type checker cannot follow: it reads the section
+# as the base every model's settings share.
+if TYPE_CHECKING:
+    ModelSection = ModelSettings
+else:
+    ModelSection = Annotated[Union[models.settings_classes()], Field(discriminator="objective")]
 _MODEL_SECTION: TypeAdapter[ModelSettings] = TypeAdapter(ModelSection)
 
 

@@ -23,6 +23,7 @@ import contextlib
 import os
 import re
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -156,7 +157,7 @@ def keep_recorded_precision(recorded: dict, resolved: Resolved, what: str, why: 
     return Resolved(resolved.device, before, resolved.cpu_capability, resolved.torch)
 
 
-def info() -> dict[str, object]:
+def info() -> dict[str, Any]:
     """What ``vaelab info`` reports: torch, devices, CPU capability, what ``auto`` resolves to, threads."""
     cuda = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     mps = getattr(torch.backends, "mps", None)

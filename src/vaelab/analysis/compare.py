@@ -143,7 +143,7 @@ def comparison_rows(aggregated: dict[str, dict[str, dict]], detail: bool = False
         description, direction = describe(name)
         cells = {m: aggregated[m].get(name) for m in models}
         means = {m: c["mean"] for m, c in cells.items() if c and c["mean"] is not None}
-        best = (max if direction > 0 else min)(means, key=means.get) if direction and len(means) > 1 else None
+        best = (max if direction > 0 else min)(means, key=lambda m: means[m]) if direction and len(means) > 1 else None
         rows.append({"name": name, "description": description, "direction": direction, "cells": cells, "best": best})
     return rows
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 from sklearn import metrics as skm
@@ -286,7 +287,7 @@ def sap(codes: np.ndarray, factors: np.ndarray, seed: int = 0, num_train: int = 
     return {"sap": float(np.mean(top[0] - top[1]))}
 
 
-METRICS = {"beta_vae": beta_vae_score, "factor_vae": factor_vae_score, "mig": mig, "dci": dci, "sap": sap}
+METRICS: dict[str, Callable[..., dict[str, float]]] = {"beta_vae": beta_vae_score, "factor_vae": factor_vae_score, "mig": mig, "dci": dci, "sap": sap}
 
 
 def disentanglement_measures(codes: np.ndarray, factors: np.ndarray, seed: int = 0,

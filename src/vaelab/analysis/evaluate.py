@@ -96,6 +96,20 @@ class Context:
     evaluation: Evaluation
     timed: Callable[[str, Callable[[], Any]], Any]
 
+    @property
+    def train_codes(self) -> Codes:
+        """The training split's codes (encoded only where a group that reads them runs)."""
+        if self.train is None:
+            raise RuntimeError("the training split was not encoded: add the group to TRAIN_CODE_GROUPS")
+        return self.train
+
+    @property
+    def classifier_reference(self) -> Reference:
+        """The reference classifier (evaluate() refuses to run a group that needs it without one)."""
+        if self.reference is None:
+            raise RuntimeError("no reference classifier: add the group to CLASSIFIER_GROUPS")
+        return self.reference
+
     @functools.cached_property
     def codes(self) -> np.ndarray:
         """The test codes in float64, converted once for every group that reads them."""
@@ -112,11 +126,13 @@ def _separation(c: Context) -> dict[str, float]:
 
 
 def _knn(c: Context) -> dict[str, float]:
-    return c.timed("knn", lambda: measures.knn_accuracy(c.train.mean, c.train.labels, c.test.mean, c.test.labels))
+    train = c.train_codes
+    return c.timed("knn", lambda: measures.knn_accuracy(train.mean, train.labels, c.test.mean, c.test.labels))
 
 
 def _probe(c: Context) -> dict[str, float]:
-    return c.timed("probe", lambda: measures.linear_probe(c.train.mean, c.train.labels, c.test.mean, c.test.labels))
+    train = c.train_codes
+    return c.timed("probe", lambda: measures.linear_probe(train.mean, train.labels, c.test.mean, c.test.labels))
 
 
 def _clustering(c: Context) -> dict[str, float]:
@@ -131,17 +147,18 @@ def _map(c: Context) -> dict[str, float]:
     codes = c.codes
     index = subsample(len(codes), c.settings.tsne_points, c.seed)
     c.evaluation.tsne_index = index
-    c.evaluation.tsne = c.timed("tsne", lambda: tsne_map(codes[index], c.seed, iterations=c.settings.tsne_iterations))
-    return c.timed("map", lambda: measures.map_trustworthiness(codes[index], c.evaluation.tsne, seed=c.seed))
+    tsne = c.timed("tsne", lambda: tsne_map(codes[index], c.seed, iterations=c.settings.tsne_iterations))
+    c.evaluation.tsne = tsne
+    return c.timed("map", lambda: measures.map_trustworthiness(codes[index], tsne, seed=c.seed))
 
 
 def _health(c: Context) -> dict[str, float]:
-    images, labels, test = c.test_tensor, c.test.labels, c.test
+    images, labels, test, logvar = c.test_tensor, c.test.labels, c.test, c.test.logvar
     health = c.timed("reconstruction", lambda: likelihood.reconstruction_errors(c.model, images, test.mean,
                                                                                 labels=labels))
-    if test.logvar is not None and c.model.prior.closed_form_kl:
-        health.update(c.timed("kl", lambda: measures.kl_per_dimension(test.mean, test.logvar)))
-    elif test.logvar is not None:  # a learned prior's KL does not split by dimension: its total, by Monte Carlo
+    if logvar is not None and c.model.prior.closed_form_kl:
+        health.update(c.timed("kl", lambda: measures.kl_per_dimension(test.mean, logvar)))
+    elif logvar is not None:  # a learned prior's KL does not split by dimension: its total, by Monte Carlo
         health.update(c.timed("kl", lambda: likelihood.kl_monte_carlo(c.model, images, c.seed, labels)))
     health.update(measures.active_units(test.mean))
     return health
@@ -157,11 +174,11 @@ def _likelihood(c: Context) -> dict[str, float]:
 
 def _generation(c: Context) -> dict[str, float]:
     n_classes = len(np.unique(c.test.labels))
-    return c.timed("generation", lambda: _prior_samples(c.model, c.reference, c.settings, c.seed, n_classes))
+    return c.timed("generation", lambda: _prior_samples(c.model, c.classifier_reference, c.settings, c.seed, n_classes))
 
 
 def _perturbation(c: Context) -> dict[str, float]:
-    return c.timed("perturbation", lambda: _perturbed(c.model, c.reference, c.test, c.settings, c.seed))
+    return c.timed("perturbation", lambda: _perturbed(c.model, c.classifier_reference, c.test, c.settings, c.seed))
 
 
 def _disentanglement(c: Context) -> dict[str, float]:
@@ -222,6 +239,8 @@ def factor_codes(model, data: Dataset, test: Codes, settings: EvalSettings, seed
     """
     grid = data.factor_grid
     if grid is None:
+        if test.factors is None:
+            raise ValueError("the disentanglement metrics need the test split's factors: this data set has none")
         return test.mean.astype(np.float64), test.factors
     index = subsample(len(grid), settings.factor_points, seed, "factor-grid")
     factors = grid.points(index)

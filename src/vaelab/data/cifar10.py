@@ -50,6 +50,14 @@ def _read(members: dict[str, bytes], names: tuple[str, ...], where: str) -> tupl
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """A regular file's bytes from an open archive."""
+    handle = archive.extractfile(member)
+    if handle is None:  # not a regular file (the callers keep only those)
+        raise tarfile.TarError(f"{member.name} is not a regular file")
+    return handle.read()
+
+
 def _members_of(source: Path) -> dict[str, bytes]:
     """The batch files' bytes from the archive or the extracted folder."""
     wanted = TRAIN + TEST
@@ -66,7 +74,7 @@ def _members_of(source: Path) -> dict[str, bytes]:
             if missing:
                 raise DataError(f"{source}: the archive lacks {', '.join(missing)}: it is not CIFAR-10's binary "
                                 "release; delete it and download it again")
-            return {name: archive.extractfile(members[name]).read() for name in wanted}
+            return {name: _read_member(archive, members[name]) for name in wanted}
     except (tarfile.TarError, OSError, EOFError) as error:
         raise DataError(f"{source}: not a readable .tar.gz ({error}): delete it and download it again") from None
 

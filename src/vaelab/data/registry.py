@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -150,7 +151,7 @@ def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: 
             raise DataError(problem)
         base, _, size = name.partition(":")
         module = MADE_HERE[base]
-        options = {"size": int(size)} if size else {}
+        options: dict[str, Any] = {"size": int(size)} if size else {}
         if module.READS_FILES:  # files from a folder, the cache or a download
             options.update(data_dir=data_dir, download=download)
         return validated(module.load(seed, holdout, **options))

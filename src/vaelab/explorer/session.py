@@ -202,6 +202,16 @@ class Explorer:
             } for m in self.models.values()],
         }
 
+    def _projection_of(self, m, projection: str) -> np.ndarray:
+        """One model's map: its saved t-SNE (offered only where every model has one), PCA or UMAP."""
+        if projection == "tsne" and m.tsne is not None:
+            return m.tsne
+        if projection == "pca":
+            return m.pca
+        if projection == "umap":
+            return self._umap_of(m)
+        raise BadRequest(f"{m.run_dir} has no {projection} map")
+
     def projections(self) -> list[str]:
         """The 2-D maps on offer: the saved t-SNE (where every model has one), PCA, UMAP (with the extra)."""
         names = ["tsne"] if all(m.tsne is not None for m in self.models.values()) else []
@@ -220,7 +230,7 @@ class Explorer:
             raise BadRequest(f"unknown projection {projection!r}: choose one of {', '.join(self.projections())}")
         maps = {}
         for key, m in self.models.items():
-            xy = {"tsne": lambda: m.tsne, "pca": lambda: m.pca, "umap": lambda: self._umap_of(m)}[projection]()
+            xy = self._projection_of(m, projection)
             maps[key] = {"x": np.round(xy[:, 0], 4).tolist(), "y": np.round(xy[:, 1], 4).tolist()}
         return {"projection": projection, "labels": self.labels.tolist(), "maps": maps}
 

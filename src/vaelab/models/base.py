@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Literal, Protocol
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from vaelab.models.encoders import Encoder
+
 # Batch size for inference (evaluation, encoding, decoding). Conv layers on CPU are
 # memory-bound in large batches: 128 runs 2-3x faster than 1000 or 4096 (measured here).
 INFERENCE_BATCH = 128
@@ -168,9 +170,13 @@ class ModelSettings(BaseModel):
 class ModelModule(Protocol):
     """What a model's module declares (checked when :mod:`vaelab.models.registry` lists it)."""
 
-    Settings: type[ModelSettings]
-    Objective: type["Objective"]
-    PRESETS: dict[str, dict[str, Any]]
+    # Read-only members: a module's classes are what the registry reads, never assigns.
+    @property
+    def Settings(self) -> type[ModelSettings]: ...  # noqa: N802
+    @property
+    def Objective(self) -> type["Objective"]: ...  # noqa: N802
+    @property
+    def PRESETS(self) -> dict[str, dict[str, Any]]: ...  # noqa: N802
 
 
 class Objective:
@@ -187,7 +193,7 @@ class Objective:
     def __init__(self, settings: ModelSettings):
         self.settings = settings
 
-    def build_encoder(self, encoder: torch.nn.Module, n_classes: int) -> torch.nn.Module:
+    def build_encoder(self, encoder: Encoder, n_classes: int) -> torch.nn.Module:
         """The posterior network built on the configured encoder (that encoder itself, by default)."""
         return encoder
 

@@ -32,6 +32,8 @@ class Objective(base.Objective):
     one-sample KL estimate ``log q(z|x) - log p(z)``, reported as ``kl``.
     """
 
+    settings: Settings  # this model's own settings (the base class types the settings every model shares)
+
     stochastic = True
     terms = ("loss", "recon", "kl", "mi", "tc", "dwkl")
 

@@ -50,7 +50,7 @@ class ConvDecoder(nn.Module):
     At 28x28 it is the thesis's decoder (7x7, 14x14, 28x28); the encoder's mirror at other sizes.
     """
 
-    def __init__(self, latent: int, hidden: int = 512, negative_slope: float = 0.3,
+    def __init__(self, latent: int, hidden: int | tuple[int, ...] = 512, negative_slope: float = 0.3,
                  image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         del hidden  # the convolutional decoder's width is fixed by the thesis

@@ -288,7 +288,11 @@ class VampPrior(nn.Module):
         return None
 
 
-def make_prior(name: str, latent: int, components: int, image_shape: tuple[int, int, int]) -> nn.Module:
+# The priors a model can have; each scores (log_prob), draws (sample) and, where it can, gives the KL in closed form.
+Prior = StandardNormalPrior | MixturePrior | VampPrior
+
+
+def make_prior(name: str, latent: int, components: int, image_shape: tuple[int, int, int]) -> Prior:
     """The prior called ``name``: ``normal``, ``mog`` (K learned Gaussians) or ``vamp`` (K pseudo-inputs)."""
     if name == "normal":
         return StandardNormalPrior(latent)

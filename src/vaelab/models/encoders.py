@@ -69,7 +69,7 @@ class ConvEncoder(nn.Module):
     At 28x28 the last kernel is the thesis's 7x7; the first layer reads the images' C channels.
     """
 
-    def __init__(self, latent: int, hidden: int = 512, stochastic: bool = True,
+    def __init__(self, latent: int, hidden: int | tuple[int, ...] = 512, stochastic: bool = True,
                  negative_slope: float = 0.3, image_shape: tuple[int, int, int] = (1, 28, 28)):
         super().__init__()
         del hidden  # the convolutional encoder's width is fixed by the thesis
@@ -95,4 +95,7 @@ def one_hot(labels: torch.Tensor, n_classes: int, like: torch.Tensor) -> torch.T
     return torch.nn.functional.one_hot(labels.long().to(like.device), n_classes).to(like.dtype)
 
 
-ENCODERS = {"mlp": MLPEncoder, "conv": ConvEncoder}
+# What an objective builds its posterior network on (Objective.build_encoder): each has a trunk, its output
+# width (features) and the heads.
+Encoder = MLPEncoder | ConvEncoder
+ENCODERS: dict[str, type[Encoder]] = {"mlp": MLPEncoder, "conv": ConvEncoder}

@@ -70,6 +70,8 @@ class Objective(base.Objective):
     reported; ``loss`` is their model's loss plus the discriminator's.
     """
 
+    settings: Settings  # this model's own settings (the base class types the settings every model shares)
+
     stochastic = True
     terms = ("loss", "recon", "kl", "tc", "discriminator")
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from vaelab.models import base
 from vaelab.models.distributions import log_normal_diag, reparameterize
-from vaelab.models.encoders import Heads
+from vaelab.models.encoders import Encoder, Heads
 
 
 class Settings(base.ModelSettings):
@@ -39,7 +39,7 @@ class MixtureEncoder(nn.Module):
     :meth:`posterior` gives the parts the objective needs.
     """
 
-    def __init__(self, base: nn.Module, components: int, latent: int):
+    def __init__(self, base: Encoder, components: int, latent: int):
         super().__init__()
         self.components = components
         self.features = base.features
@@ -75,9 +75,11 @@ class Objective(base.Objective):
     it assumes roughly balanced classes, as the digit and clothing data sets have).
     """
 
+    settings: Settings  # this model's own settings (the base class types the settings every model shares)
+
     terms = ("loss", "recon", "kl", "kl_y", "balance")
 
-    def build_encoder(self, encoder: nn.Module, n_classes: int) -> nn.Module:
+    def build_encoder(self, encoder: Encoder, n_classes: int) -> nn.Module:
         """q(y|x) q(z|x,y) on the configured encoder's trunk."""
         return MixtureEncoder(encoder, self.settings.prior_components(), self.settings.latent)
 

@@ -45,6 +45,8 @@ class Settings(base.ModelSettings):
 class Objective(base.Objective):
     """recon + (1 - α) KL + (α + λ - 1) MMD(q(z), p(z)); ``kl`` and ``mmd`` are reported unweighted."""
 
+    settings: Settings  # this model's own settings (the base class types the settings every model shares)
+
     stochastic = True
     terms = ("loss", "recon", "kl", "mmd")
 

@@ -30,6 +30,8 @@ class Objective(base.Objective):
     (their sum is the ELBO the bound improves on); ``loss`` is the bound itself.
     """
 
+    settings: Settings  # this model's own settings (the base class types the settings every model shares)
+
     stochastic = True
     terms = ("loss", "recon", "kl")
 

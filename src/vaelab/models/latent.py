@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -9,7 +11,7 @@ from vaelab.errors import ConfigError
 from vaelab.models.base import ModelSettings
 from vaelab.models.decoders import DECODERS
 from vaelab.models.distributions import GaussianPosterior, make_likelihood, make_prior
-from vaelab.models.encoders import ENCODERS
+from vaelab.models.encoders import ENCODERS, Heads
 from vaelab.models.registry import make_objective
 from vaelab.seeding import seeded_torch
 
@@ -29,10 +31,10 @@ class LatentModel(nn.Module):
     def __init__(self, config: ModelSettings, image_shape: tuple[int, int, int] = (1, 28, 28), n_classes: int = 10):
         super().__init__()
         self.config = config
-        self.image_shape = tuple(image_shape)
+        channels, height, width = image_shape  # a list where it was read back from JSON
+        self.image_shape = (int(channels), int(height), int(width))
         self.n_classes = n_classes
         self.conditional = config.conditional
-        height, width = self.image_shape[1:]
         if "conv" in (config.encoder, config.decoder) and (height % 4 or width % 4 or min(height, width) < 8):
             raise ConfigError(f"the conv encoder/decoder halve the images twice, so their sides must divide by 4 "
                               f"(28, 32, 64, ...), but the images are {height}x{width}: use --encoder mlp "
@@ -125,11 +127,13 @@ def build_model(config: ModelSettings, seed: int, image_shape: tuple[int, int, i
     """
     with torch.random.fork_rng(devices=[]):
         model = LatentModel(config, image_shape, n_classes)
-    parts = {
+    # Every posterior network has the configured encoder's trunk and ends in its heads.
+    trunk, heads = cast(nn.Module, model.encoder.trunk), cast(Heads, model.encoder.heads)
+    parts: dict[str, nn.Module | None] = {
         "decoder": model.decoder,
-        "encoder-trunk": model.encoder.trunk,
-        "encoder-mean": model.encoder.heads.mean,
-        "encoder-logvar": model.encoder.heads.logvar,
+        "encoder-trunk": trunk,
+        "encoder-mean": heads.mean,
+        "encoder-logvar": heads.logvar,
     }
     for name, part in parts.items():
         if part is None:
@@ -151,7 +155,7 @@ def build_model(config: ModelSettings, seed: int, image_shape: tuple[int, int, i
         # oneDNN's faster layout for these convolutions on CPU: a conv-VAE training step
         # is 6% faster with AVX2 and about 20% with AVX-512 (measured, bench/precision.py).
         # Saved weights are made contiguous, so files are the same in either layout.
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
     return model
 
 

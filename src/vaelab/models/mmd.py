@@ -15,6 +15,8 @@ Two estimators from samples x (n, d) and y (m, d), and the two kernels of the pa
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Callable
 
 import torch
@@ -42,7 +44,8 @@ def imq_kernels(prior_variance: float = 1.0, scales: tuple[float, ...] = WAE_SCA
     def kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         distances = squared_distances(x, y)
         base = 2.0 * x.shape[-1] * prior_variance
-        return sum(base * s / (base * s + distances) for s in scales)
+        terms = [base * s / (base * s + distances) for s in scales]
+        return functools.reduce(operator.add, terms)  # sum() would start from the int 0
     return kernel
 
 

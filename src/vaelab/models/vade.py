@@ -52,6 +52,8 @@ class Objective(base.Objective):
     training images initialises the prior (means, variances, weights) and Adam restarts.
     """
 
+    settings: Settings  # this model's own settings (the base class types the settings every model shares)
+
     terms = ("loss", "recon", "kl")
 
     def __init__(self, settings: Settings):

@@ -29,6 +29,8 @@ class Objective(base.Objective):
     With a conditional model it is the CVAE's (Sohn et al. 2015): q(z|x,y) and p(x|z,y).
     """
 
+    settings: Settings  # this model's own settings (the base class types the settings every model shares)
+
     stochastic = True
     terms = ("loss", "recon", "kl")
 

@@ -38,6 +38,8 @@ class Settings(base.ModelSettings):
 class Objective(base.Objective):
     """recon + λ MMD(q(z), p(z)) on the deterministic codes of the batch and as many prior draws."""
 
+    settings: Settings  # this model's own settings (the base class types the settings every model shares)
+
     stochastic = False
     terms = ("loss", "recon", "mmd")
 

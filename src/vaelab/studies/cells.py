@@ -176,6 +176,8 @@ def measures_current(run_dir: Path, config: RunConfig, settings: dict[str, Any],
 def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
     device, resolved = _setup(job)
     cell = job.cell
+    if cell is None:
+        raise ValueError(f"{job.name} is a classifier job, not a cell's")
     data = study_data(job.dataset, job.data_dir, job.seed, job.protocol)
     run_dir = job.run_dir
     started = time.perf_counter()

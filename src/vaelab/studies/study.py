@@ -152,7 +152,7 @@ def study_hardware(root: Path, resolved: Resolved, threads: int) -> Resolved:
 
 
 def _jobs(spec: StudySpec, cells: list[Cell], root: Path, resolved: Resolved, threads: int) -> list[Job]:
-    common = dict(root=str(root), data_dir=spec.data_dir, protocol=spec.protocol,
+    common: dict[str, Any] = dict(root=str(root), data_dir=spec.data_dir, protocol=spec.protocol,
                   settings=spec.evaluation.model_dump(mode="json"),
                   device=resolved.device, precision=resolved.precision, threads=threads)
     jobs = []
@@ -210,7 +210,8 @@ def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved
 
 def _paired(per_seed: dict, a: str, b: str, measure: str, seeds: list[int]) -> dict:
     """The paired difference a - b of ``measure`` over the seeds both models have."""
-    return stats.paired_difference(*[[per_seed[side].get(str(s), {}).get(measure) for s in seeds] for side in (a, b)])
+    values_a, values_b = ([per_seed[side].get(str(s), {}).get(measure) for s in seeds] for side in (a, b))
+    return stats.paired_difference(values_a, values_b)
 
 
 def _mean_cis(seeds: dict[str, dict[str, float]], order: list[int]) -> dict[str, dict]:
@@ -255,6 +256,8 @@ def best_model_sentence(spec: StudySpec, table: dict[str, dict[str, dict]], per_
     """Which model has the best mean ``measure`` (its direction from the measure's description), and its
     paired difference against the finding's ``b``; the runner-up is named when it is within the noise."""
     question = spec.finding
+    if question is None:
+        return None
     measure, b = question.measure, question.b
     sign = describe(measure)[1] or 1
     means = {model: cells[measure]["mean"] for model, cells in table.items()

@@ -207,6 +207,8 @@ def _restore(run_dir: Path, model: LatentModel, optimizer: torch.optim.Optimizer
         return [], 0
     state = ckpt.load_checkpoint(run_dir)
     try:
+        if state.optimizer_state is None:  # without Adam's moments the run would not continue bit for bit
+            raise KeyError("optimizer")
         model.load_state_dict(state.model_state)
         optimizer.load_state_dict(state.optimizer_state)
     except (RuntimeError, ValueError, KeyError, TypeError):
