@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import vaelab
 from vaelab.io import LOCK_NAME
+from vaelab.studies.spec import load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -280,3 +282,35 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# The built-in thesis study on the tiny IDX data, trained a few epochs: the study the reproduce and report tests
+# read (built once per test process, on first use).
+THESIS_SEEDS = 2
+THESIS_MODELS = ["ae", "vae", "conv-vae", "convenc-vae"]
+REPORT_FIGURES = ["reconstructions.png", "centroids.png", "prior.png", "tsne.png", "silhouette.png",
+                  "perturbation.png", "perturbation_curve.png", "measures.png", "training.png", "traversal.png"]
+
+
+def run_tiny_thesis(root: Path, data: Path) -> dict:
+    """The thesis study on ``data`` into ``root``, through the API (the engine runs the cells, the report follows)."""
+    spec = load_study("thesis").with_overrides(datasets=[f"idx:{data}"], seeds=THESIS_SEEDS, epochs_scale=0.01)
+    return vaelab.run_study(spec, root)
+
+
+def only_part(results: dict) -> dict:
+    """The one data set's part of a study's results."""
+    (part,) = results["datasets"].values()
+    return part
+
+
+@pytest.fixture(scope="session")
+def thesis_data(tmp_path_factory) -> Path:
+    return make_tiny_idx(tmp_path_factory.mktemp("data") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def thesis_study(tmp_path_factory, thesis_data) -> tuple[Path, dict]:
+    """``(folder, results)`` of the tiny thesis study."""
+    root = tmp_path_factory.mktemp("study")
+    return root, run_tiny_thesis(root, thesis_data)

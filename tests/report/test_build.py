@@ -1,0 +1,115 @@
+"""vaelab.report.build: the study report (HTML and Markdown) from a study folder, its numbers, its
+self-containment, `vaelab report`, and the page in a real browser."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+from tests.conftest import (
+    REPORT_FIGURES,
+    THESIS_MODELS,
+    THESIS_SEEDS,
+    check_report_in_browser,
+    only_part,
+    run_cli,
+)
+from vaelab.analysis.compare import fmt
+
+SEEDS, MODELS = THESIS_SEEDS, THESIS_MODELS
+
+
+class _NumberSpans(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.found: list[tuple[str, str]] = []
+        self._key = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "span" and "data-key" in attrs:
+            self._key = attrs["data-key"]
+
+    def handle_data(self, data):
+        if self._key is not None:
+            self.found.append((self._key, data))
+            self._key = None
+
+
+def _lookup(results: dict, key: str):
+    head, _, rest = key.partition(".")
+    value = results[head]
+    # model names contain dashes and measure names dots (sigma 0.5): match the longest known key first
+    while rest:
+        match = max((k for k in value if rest == k or rest.startswith(k + ".")), key=len)
+        value, rest = value[match], rest[len(match) + 1:]
+    return value
+
+
+
+def test_every_number_in_the_report_equals_results_json(thesis_study):
+    root, results = thesis_study
+    parser = _NumberSpans()
+    parser.feed((root / "report.html").read_text())
+    assert len(parser.found) > 200
+    keys = {key for key, _ in parser.found}
+    (dataset,) = results["datasets"]
+    base = f"datasets.{dataset}"
+    for model in MODELS:
+        assert f"{base}.aggregate.{model}.silhouette.mean" in keys
+        for seed in range(SEEDS):
+            assert f"{base}.per_seed.{model}.{seed}.silhouette" in keys
+    assert "study.reference.values.ae" in keys and f"{base}.paired.silhouette:ae-vae.mean" in keys
+    for key, text in parser.found:
+        assert text == fmt(_lookup(results, key)), key
+    markdown = (root / "report.md").read_text()
+    assert only_part(results)["finding"] in markdown
+    assert fmt(only_part(results)["aggregate"]["vae"]["silhouette"]["mean"]) in markdown
+
+
+def test_report_is_self_contained(thesis_study):
+    root, _ = thesis_study
+    html = (root / "report.html").read_text()
+    sources = re.findall(r'<img src="([^"]{0,30})', html)
+    assert len(sources) == len(REPORT_FIGURES) and all(s.startswith("data:image/png;base64,") for s in sources)
+    # nothing is fetched from elsewhere (plotly.js is inlined; its code mentions URLs it never loads here)
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", html, flags=re.S)
+    assert not re.findall(r'(?:src|href)\s*=\s*["\']?(?:https?:)?//', markup)
+    assert html.count("<script>") == 2 and "plotly.js v" in html  # plotly.js inlined, then the maps' code
+    assert len(html) < 10_000_000
+
+
+def test_report_command_redraws_without_training(thesis_study):
+    root, _ = thesis_study
+    checkpoints = {p: p.stat().st_mtime_ns for p in root.rglob("*.safetensors")}
+    html_before = (root / "report.html").read_text()
+    for figure in (root / "figures").rglob("*.png"):
+        figure.unlink()
+    (root / "report.html").unlink()
+    result = run_cli("report", str(root))
+    assert result.returncode == 0, result.stderr
+    assert "report.html" in result.stdout
+    assert (root / "report.html").read_text() == html_before
+    assert len(list((root / "figures").rglob("*.png"))) == len(REPORT_FIGURES)
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.safetensors")} == checkpoints
+
+
+def test_report_command_on_a_folder_without_results(tmp_path):
+    result = run_cli("report", str(tmp_path))
+    assert result.returncode == 2 and "no results.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_report_renders_every_figure_in_a_real_browser(thesis_study, tmp_path):
+    root, _ = thesis_study
+    seen = check_report_in_browser(root / "report.html", tmp_path / "report.png")
+    assert len(seen["images"]) == len(REPORT_FIGURES)
+    for image in seen["images"]:
+        assert image["complete"] and image["width"] > 100, image
+        assert image["spread"] > 100, f"{image['alt']} looks blank"
+    assert seen["failed_requests"] == [] and seen["errors"] == []
+    assert "latent space" in seen["title"]
+    # the interactive t-SNE map: hovering a point shows that test image
+    hover = seen["hover"]
+    assert hover["distance"] < 10 and hover["shows_it"], hover  # the point under the mouse, and its image
+    assert hover["caption"].startswith(f"test image #{hover['hovered']}: ")
+    assert (tmp_path / "report.png").stat().st_size > 50_000
