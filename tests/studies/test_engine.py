@@ -146,20 +146,11 @@ def test_the_api_runs_a_study_spec(tmp_path, tiny):
 # --- Ray: a real local instance on 127.0.0.1, stopped by each test ---------------------------------------
 
 
-
-@pytest.mark.slow  # a whole shrunk study end to end (15-25 s on 2 cores): CI runs it with -m slow
-@needs_ray
-def test_ray_gives_byte_identical_results_to_local(local_study, tmp_path):
-    out, study_file = local_study
-    result = run_cli("study", "run", str(study_file), "--out", str(tmp_path / "ray"), "--quiet",
-                     "--executor", "ray", "--cpus-per-cell", "1", timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "ray" / "results.json").read_bytes() == (out / "results.json").read_bytes()
-
-
 @pytest.mark.slow  # a whole study killed and run again: CI runs it with -m slow
 @needs_ray
-def test_a_killed_ray_driver_resumes(local_study, tmp_path):
+def test_a_killed_ray_driver_resumes_to_the_local_executor_s_bytes(local_study, tmp_path):
+    # Every cell of this study is computed by Ray (some before the kill, the rest after it), so the comparison
+    # also shows that Ray gives the local executor's bytes.
     out, study_file = local_study
     target = tmp_path / "killed"
     command = [sys.executable, "-m", "vaelab", "study", "run", str(study_file), "--out", str(target), "--quiet",

@@ -1,4 +1,5 @@
-"""The README's main job, end to end: `vaelab reproduce` with its defaults (quick profile, mnist-5k, 3 seeds)."""
+"""The README's main job, end to end: `vaelab reproduce` with its defaults (quick profile, mnist-5k), on two
+seeds instead of its three (the same code path, a third less time: the slow suite's longest test)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,17 @@ pytestmark = pytest.mark.slow
 
 def test_reproduce_quick_profile_from_the_cli(tmp_path):
     out = tmp_path / "results"
-    result = run_cli("reproduce", "--out", str(out), "--quiet", timeout=900)
+    result = run_cli("reproduce", "--out", str(out), "--seeds", "2", "--quiet", timeout=900)
     assert result.returncode == 0, result.stderr
     assert "reference" in result.stdout and "silhouette" in result.stdout and "ae - vae" in result.stdout
     assert f"report: {out / 'report.html'}" in result.stdout
     results = json.loads((out / "results.json").read_text())
-    assert results["study"]["datasets"] == ["mnist-5k"] and results["study"]["seeds"] == [0, 1, 2]
+    assert results["study"]["datasets"] == ["mnist-5k"] and results["study"]["seeds"] == [0, 1]
     part = results["datasets"]["mnist-5k"]
     for model in ("ae", "vae", "conv-vae", "convenc-vae"):
         agg = part["aggregate"][model]
         assert agg["knn5_accuracy"]["mean"] > 0.7, model  # real digits, really learned
-        assert agg["silhouette"]["n"] == 3
+        assert agg["silhouette"]["n"] == 2
     assert part["aggregate"]["vae"]["nll_iwae_binarized"]["mean"] < 200
     import torch
 

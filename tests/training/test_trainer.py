@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import run_cli
 from vaelab.api import make_config
 from vaelab.errors import RunError, TrainingDiverged
 from vaelab.training.checkpoint import load_checkpoint
@@ -85,9 +86,10 @@ def _train_cmd(run_dir: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def uninterrupted_run(tmp_path_factory) -> Path:
-    """The run that every killed-and-resumed run must equal, trained once in its own process."""
+    """The run that every killed-and-resumed run must equal, trained once, uninterrupted."""
     reference = tmp_path_factory.mktemp("uninterrupted") / "reference"
-    subprocess.run(_train_cmd(reference), check=True, capture_output=True, timeout=300)
+    result = run_cli(*_train_cmd(reference)[3:])  # in this process: the killed run is the one that needs its own
+    assert result.returncode == 0, result.stderr
     return reference
 
 
@@ -110,8 +112,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, uninterrupte
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert load_checkpoint(victim).epoch < 6, "the run finished before it could be killed"
-    resumed = subprocess.run([sys.executable, "-m", "vaelab", "train", "--resume", str(victim), "--quiet"],
-                             capture_output=True, text=True, timeout=300)
+    resumed = run_cli("train", "--resume", str(victim), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     _assert_same_weights(reference, victim)
     assert not list(victim.glob(".*.tmp")), "temporary files of the killed run are left"
