@@ -14,7 +14,7 @@ from vaelab.api import make_config
 from vaelab.errors import ConfigError
 from vaelab.studies.study import study_hardware
 from vaelab.training.trainer import fit, load_run
-from tests.conftest import run_cli
+from tests.conftest import make_tiny_idx, run_cli
 
 
 @pytest.fixture
@@ -103,8 +103,9 @@ def test_fit_on_cpu_records_device_and_precision(tmp_path):
 def test_checkpoints_hold_contiguous_cpu_tensors_whatever_the_training_layout(tmp_path):
     # The conv models train in channels_last (a non-default layout, as a GPU run is on a
     # non-default device): the files must still hold plain CPU tensors that load anywhere.
-    run = fit(make_config("convenc-vae", epochs=1, batch_size=256, precision="fp32"), tmp_path / "run",
-              progress=False, device="cpu")
+    data = make_tiny_idx(tmp_path / "tiny")  # the layout, not the data, is under test
+    run = fit(make_config("convenc-vae", dataset=f"idx:{data}", epochs=1, batch_size=64, precision="fp32"),
+              tmp_path / "run", progress=False, device="cpu")
     assert run.model.encoder.trunk[0].weight.is_contiguous(memory_format=torch.channels_last)
     with safe_open(str(tmp_path / "run" / "weights.safetensors"), framework="pt", device="cpu") as handle:
         for key in handle.keys():

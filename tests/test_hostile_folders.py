@@ -241,13 +241,12 @@ def test_weight_files_have_the_usual_mode_and_compare_byte_for_byte(tiny, tmp_pa
     import os
     import subprocess
 
-    runs = []
-    for name in ("a", "b"):  # two processes: the library's header order changed from one process to the next
-        run = tmp_path / name
-        command = [sys.executable, "-m", "vaelab", "train", "--dataset", f"idx:{tiny}", "--epochs", "1",
-                   "--precision", "fp32", "--out", str(run), *TINY]
-        assert subprocess.run(command, capture_output=True).returncode == 0
-        runs.append(run)
+    # Two processes, this one and a fresh one: the library's header order changed from one process to the next.
+    args = ("train", "--dataset", f"idx:{tiny}", "--epochs", "1", "--precision", "fp32", *TINY)
+    runs = [tmp_path / "a", tmp_path / "b"]
+    assert cli(*args, "--out", str(runs[0])).returncode == 0
+    command = [sys.executable, "-m", "vaelab", *args, "--out", str(runs[1])]
+    assert subprocess.run(command, capture_output=True).returncode == 0
     umask = os.umask(0)
     os.umask(umask)
     # (checkpoints differ in the seconds each epoch took, which their history records)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import make_tiny_idx
+from tests.conftest import make_tiny_idx, run_cli
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -36,9 +34,16 @@ STUDY = {
 
 
 def _run(*args: str, cache: Path) -> None:
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "COLUMNS": "120"}
-    result = subprocess.run([sys.executable, "-m", "vaelab", *args], env=env, capture_output=True, text=True,
-                            timeout=600)
+    """``vaelab ARGS`` in this process, with its own cache folder (the user's is left alone)."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    try:
+        result = run_cli(*args)
+    finally:
+        if saved is None:
+            del os.environ["XDG_CACHE_HOME"]
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
     assert result.returncode == 0, result.stderr
 
 
