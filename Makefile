@@ -7,10 +7,10 @@ OUT    ?= results
 
 .PHONY: run test test-slow lint bench clean-venv
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,ray,explore]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,ray,explore,umap]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## the thesis study end to end (quick profile, mnist-5k), report in $(OUT)/

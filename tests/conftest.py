@@ -104,6 +104,9 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                                reason="the Ray extra is not installed (pip install 'vaelab[ray]')")
+# umap-learn compiles its numba kernels in each new process (about 15 s on 2 cores): its tests are slow-marked.
+needs_umap = pytest.mark.skipif(importlib.util.find_spec("umap") is None,
+                                reason="the umap extra is not installed (pip install 'vaelab[umap]')")
 
 
 def wait_until_locked(folder: Path, seconds: float = 120) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 from sklearn.metrics import silhouette_score
 
-from tests.conftest import run_cli, wait_until_locked
+from tests.conftest import needs_umap, run_cli, wait_until_locked
 from vaelab.analysis.encode import Codes
 
 
@@ -96,3 +96,27 @@ def test_evaluate_beside_a_run_that_is_training_gets_one_line(tmp_path):
     assert result.stderr.strip() == (f"error: {run} is being written by another vaelab process (pid {trainer.pid}): "
                                      "wait for it to finish")
     assert not (run / "measures.json").exists()
+
+
+def test_evaluate_without_the_package_a_group_needs_says_how_to_install_it(trained, monkeypatch):
+    from vaelab.analysis import registry
+
+    real = registry.importlib.util.find_spec
+    monkeypatch.setattr(registry.importlib.util, "find_spec", lambda name, *a: None if name == "umap" else real(name, *a))
+    before = (trained / "ae-0" / "model.json").read_bytes()
+    result = run_cli("evaluate", str(trained / "ae-0"), "--measures", "manifold")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: the manifold measures need umap, which is not installed: "
+                                     "pip install 'vaelab[umap]'")
+    assert (trained / "ae-0" / "model.json").read_bytes() == before
+
+
+@pytest.mark.slow  # umap compiles its kernels in each process
+@needs_umap
+def test_evaluate_measures_n2d_clusters_on_a_trained_run(trained):
+    result = run_cli("evaluate", str(trained / "vae-1"), "--measures", "manifold")
+    assert result.returncode == 0, result.stderr
+    values = json.loads((trained / "vae-1" / "measures.json").read_text())["measures"]
+    assert set(values) == {"n2d_nmi", "n2d_ari", "n2d_accuracy"}
+    assert 0.3 < values["n2d_accuracy"] <= 1.0  # one epoch on real digits: far above chance (0.1)
+    assert "n2d_accuracy" in result.stdout

@@ -13,6 +13,7 @@ from sklearn import metrics as skm
 from sklearn.datasets import make_blobs
 from sklearn.manifold import trustworthiness
 
+from tests.conftest import needs_umap
 from vaelab.analysis import measures
 from vaelab.analysis.likelihood import iwae_log_likelihood
 from vaelab.models.distributions import log_normal_diag
@@ -219,3 +220,43 @@ def test_trustworthiness_on_a_handful_of_points_uses_fewer_neighbours():
     assert map_trustworthiness(codes, embedding)["tsne_trustworthiness"] == pytest.approx(
         trustworthiness(codes, embedding, n_neighbors=4))
     assert np.isnan(map_trustworthiness(codes[:2], embedding[:2])["tsne_trustworthiness"])
+
+
+# --- manifold clustering (N2D) ------------------------------------------------------------------
+
+
+def _n2d_oracle(codes: np.ndarray, labels: np.ndarray, random_state: int) -> dict[str, float]:
+    """N2D's ``cluster_manifold_in_embedding`` with its run.sh settings, written out from its code: UMAP
+    (Euclidean, 20 neighbours, min_dist 0, as many dimensions as clusters), a default full-covariance GMM,
+    argmax of its probabilities; accuracy by trying every matching of clusters to classes."""
+    import itertools
+
+    import umap
+    from sklearn.mixture import GaussianMixture
+
+    k = len(np.unique(labels))
+    embedded = umap.UMAP(random_state=random_state, metric="euclidean", n_components=k, n_neighbors=20,
+                         min_dist=0.0, n_jobs=1).fit_transform(codes)
+    clusters = GaussianMixture(covariance_type="full", n_components=k,
+                               random_state=random_state).fit(embedded).predict_proba(embedded).argmax(1)
+    accuracy = max(np.mean(np.array(order)[clusters] == labels) for order in itertools.permutations(range(k)))
+    return {"n2d_nmi": skm.normalized_mutual_info_score(labels, clusters),
+            "n2d_ari": skm.adjusted_rand_score(labels, clusters), "n2d_accuracy": accuracy}
+
+
+@pytest.mark.slow  # umap compiles its kernels in each process
+@needs_umap
+def test_manifold_clustering_is_n2d_s_recipe_and_finds_separated_clusters():
+    from vaelab.seeding import derive_seed
+
+    # overlapping blobs, so that the clusters are imperfect and any difference in the recipe would show
+    codes, labels = make_blobs(n_samples=500, centers=4, n_features=8, cluster_std=4.0, random_state=1)
+    result = measures.manifold_clustering(codes, labels, seed=3)
+    oracle = _n2d_oracle(codes, labels, derive_seed(3, "manifold") % (2**32))
+    assert result == pytest.approx(oracle, abs=1e-12)
+    assert 0.3 < result["n2d_accuracy"] < 1.0
+    assert measures.manifold_clustering(codes, labels, seed=3) == result  # seeded: the same numbers again
+    separated, classes = make_blobs(n_samples=300, centers=3, n_features=8, cluster_std=0.5, random_state=0)
+    assert measures.manifold_clustering(separated, classes) == {"n2d_nmi": 1.0, "n2d_ari": 1.0, "n2d_accuracy": 1.0}
+    few = measures.manifold_clustering(separated[:15], classes[:15])  # fewer codes than N2D's 20 neighbours
+    assert all(np.isfinite(v) for v in few.values())

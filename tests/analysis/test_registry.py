@@ -15,7 +15,7 @@ from vaelab.studies.spec import load_study
 
 def test_every_group_has_one_function_in_the_registry_s_order():
     assert tuple(evaluate.GROUP_FUNCTIONS) == registry.GROUPS
-    assert registry.DEFAULT_GROUPS == tuple(g for g in registry.GROUPS if g != "disentanglement")
+    assert registry.DEFAULT_GROUPS == tuple(g for g in registry.GROUPS if g not in ("manifold", "disentanglement"))
     assert registry.CLASSIFIER_GROUPS == {"generation", "perturbation"}
     assert registry.TRAIN_CODE_GROUPS == {"knn", "probe"}
 
@@ -30,7 +30,7 @@ def test_the_headline_columns_keep_their_order():
     # the study table's columns (README's tour shows them): unchanged by the move to the registry
     assert list(registry.HEADLINE.values()) == ["silhouette", "5-NN acc", "probe acc", "own clusters acc",
                                                 "recon BCE", "prior FD", "IWAE NLL", "FactorVAE score", "MIG",
-                                                "DCI dis.", "SAP", "bits/dim"]
+                                                "DCI dis.", "SAP", "bits/dim", "N2D acc"]
     assert registry.BAR_MEASURES == ("silhouette", "knn5_accuracy", "linear_probe_accuracy", "kmeans_nmi",
                                      "tsne_trustworthiness")
 
@@ -104,3 +104,29 @@ def test_the_cli_lists_the_groups_and_the_measures_from_the_registry():
     assert runner.invoke(app, ["measures", "--details"]).output.count("silhouette_class_*") == 1
     wrong = run_cli("measures", "vibes")
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: unknown measure group 'vibes'")
+
+
+@pytest.fixture
+def without_umap(monkeypatch):
+    """This process as if the umap extra were not installed."""
+    real = registry.importlib.util.find_spec
+    monkeypatch.setattr(registry.importlib.util, "find_spec", lambda name, *a: None if name == "umap" else real(name, *a))
+
+
+MISSING_UMAP = "error: the manifold measures need umap, which is not installed: pip install 'vaelab[umap]'"
+
+
+def test_a_group_whose_package_is_missing_is_named_with_its_install_line(without_umap):
+    assert registry.missing_extra(["separation", "manifold"]) == MISSING_UMAP.removeprefix("error: ")
+    assert registry.missing_extra(["separation"]) is None
+    with pytest.raises(ConfigError, match="pip install 'vaelab\\[umap\\]'"):
+        evaluate.parse_groups("separation,manifold")
+    assert "manifold" not in evaluate.parse_groups("all")  # every other group, with a note
+
+
+def test_study_run_without_the_package_a_group_needs_is_one_line_and_writes_nothing(tmp_path, without_umap):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, "measures": ["separation", "manifold"]}))
+    result = run_cli("study", "run", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and result.stderr.strip() == MISSING_UMAP
+    assert not (tmp_path / "out").exists()

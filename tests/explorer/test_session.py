@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.conftest import needs_umap
 from tests.explorer.conftest import folder_digest
 from vaelab.analysis.generate import decode, prior_draws
 from vaelab.errors import RunError
@@ -52,8 +53,9 @@ def test_dimensions_are_ordered_by_their_kl(explorer):
     assert [kl[j] for j in m.order] == sorted(kl, reverse=True)
 
 
+@pytest.mark.slow  # umap compiles its kernels in each process
+@needs_umap
 def test_umap_is_offered_where_the_extra_is_installed(explorer):
-    pytest.importorskip("umap")
     assert explorer.projections()[-1] == "umap"
     first = explorer.map("umap")
     assert len(first["maps"]["vae"]["x"]) == 25 and first == explorer.map("umap")  # seeded and kept

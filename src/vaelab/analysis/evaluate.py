@@ -30,10 +30,10 @@ from vaelab.analysis import generate, likelihood, measures
 from vaelab.analysis.disentanglement import disentanglement_measures
 from vaelab.analysis.embed import tsne_map
 from vaelab.analysis.encode import Codes, encode_split
-from vaelab.analysis.registry import CLASSIFIER_GROUPS, GROUPS, TRAIN_CODE_GROUPS
+from vaelab.analysis.registry import CLASSIFIER_GROUPS, GROUPS, TRAIN_CODE_GROUPS, missing_extra
 from vaelab.config import EvalSettings
 from vaelab.data.dataset import Dataset, to_tensor
-from vaelab.errors import ConfigError
+from vaelab.errors import ConfigError, notice
 from vaelab.models.base import INFERENCE_BATCH
 from vaelab.seeding import numpy_rng
 
@@ -59,13 +59,21 @@ class Evaluation:
 
 
 def parse_groups(text: str | None) -> tuple[str, ...]:
-    """``"separation,knn"`` -> ("separation", "knn"); None or "all" -> every group."""
+    """``"separation,knn"`` -> ("separation", "knn"); None or "all" -> every group whose optional packages
+    are installed (a note names the others and how to install what they need). A named group whose
+    package is missing is a :class:`ConfigError`."""
     if text is None or text.strip() == "all":
-        return GROUPS
+        skipped = [group for group in GROUPS if missing_extra([group])]
+        for group in skipped:
+            notice(f"{missing_extra([group])}; measuring the other groups")
+        return tuple(group for group in GROUPS if group not in skipped)
     groups = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [g for g in groups if g not in GROUPS]
     if unknown or not groups:
         raise ConfigError(f"unknown measure group(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(GROUPS)}")
+    missing = missing_extra(groups)
+    if missing:
+        raise ConfigError(missing)
     return groups
 
 
@@ -143,6 +151,10 @@ def _clustering(c: Context) -> dict[str, float]:
     return result
 
 
+def _manifold(c: Context) -> dict[str, float]:
+    return c.timed("manifold", lambda: measures.manifold_clustering(c.codes, c.test.labels, c.seed))
+
+
 def _map(c: Context) -> dict[str, float]:
     codes = c.codes
     index = subsample(len(codes), c.settings.tsne_points, c.seed)
@@ -194,16 +206,22 @@ def _disentanglement(c: Context) -> dict[str, float]:
 
 # Each group of the measure registry (vaelab.analysis.registry) and the function that computes it.
 GROUP_FUNCTIONS: dict[str, Callable[[Context], dict[str, float]]] = {
-    "separation": _separation, "knn": _knn, "probe": _probe, "clustering": _clustering, "map": _map,
+    "separation": _separation, "knn": _knn, "probe": _probe, "clustering": _clustering, "manifold": _manifold, "map": _map,
     "health": _health, "likelihood": _likelihood, "generation": _generation, "perturbation": _perturbation,
     "disentanglement": _disentanglement,
 }
 
 
-def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] = GROUPS,
+def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] | None = None,
              settings: EvalSettings | None = None, reference: Reference | None = None) -> Evaluation:
-    """Run the measure ``groups`` for a model on its data set's test split, in the registry's order."""
+    """Run the measure ``groups`` for a model on its data set's test split, in the registry's order (None:
+    every group whose optional packages are installed)."""
     settings = settings or EvalSettings()
+    if groups is None:
+        groups = tuple(group for group in GROUPS if missing_extra([group]) is None)
+    missing = missing_extra(groups)
+    if missing:
+        raise ConfigError(missing)
     if CLASSIFIER_GROUPS & set(groups) and reference is None:
         raise ValueError("generation/perturbation measures need a reference classifier")
     timings: dict[str, float] = {}

@@ -110,6 +110,34 @@ def cluster_scores(labels: np.ndarray, clusters: np.ndarray, prefix: str) -> dic
     }
 
 
+# N2D's settings (McConville et al. 2020; run.sh of their code, rymc/n2d): UMAP with 20 neighbours and
+# min_dist 0 to as many dimensions as there are clusters.
+N2D_NEIGHBOURS = 20
+N2D_MIN_DIST = 0.0
+
+
+def manifold_clustering(codes: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """N2D's clustering of the codes' local manifold: UMAP (Euclidean, 20 neighbours, min_dist 0, as many
+    dimensions as classes), then a full-covariance Gaussian mixture with one component per class; each
+    code's cluster is its most probable component. NMI, ARI and Hungarian accuracy as ``n2d_*``.
+
+    As N2D's reference code (rymc/n2d, ``cluster_manifold_in_embedding``), with scikit-learn's default
+    mixture (one initialisation, reg_covar 1e-6). One departure: UMAP's and the mixture's random states
+    are derived from ``seed`` (N2D fixes both at 0), so that seeds vary the measure as they vary the
+    model. On fewer than 22 codes UMAP gets one neighbour fewer than the codes. Needs umap-learn
+    (``pip install 'vaelab[umap]'``).
+    """
+    import umap  # the optional extra: imported only where the manifold group is measured
+
+    k = len(np.unique(labels))
+    random_state = derive_seed(seed, "manifold") % (2**32)
+    reducer = umap.UMAP(n_neighbors=min(N2D_NEIGHBOURS, len(codes) - 1), min_dist=N2D_MIN_DIST, n_components=k,
+                        metric="euclidean", random_state=random_state, n_jobs=1)
+    manifold = reducer.fit_transform(codes)
+    mixture = GaussianMixture(n_components=k, covariance_type="full", random_state=random_state).fit(manifold)
+    return cluster_scores(labels, mixture.predict_proba(manifold).argmax(axis=1), "n2d")
+
+
 # --- map faithfulness -------------------------------------------------------------------------
 
 

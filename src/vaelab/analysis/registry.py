@@ -14,6 +14,7 @@ To add a measure: add its entry to its group here, and its computation to the gr
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from dataclasses import dataclass
 
 
@@ -77,6 +78,11 @@ REGISTRY: tuple[Group, ...] = (
         Measure("own_ari", "the model's own clusters: ARI with the classes", +1),
         Measure("own_accuracy", "the model's own clusters: Hungarian accuracy", +1, headline="own clusters acc", column=3),
     )),
+    Group("manifold", "N2D: a GMM on the UMAP manifold of the codes (McConville et al. 2020; the umap extra)", (
+        Measure("n2d_nmi", "N2D clusters (GMM on the codes' UMAP manifold): NMI with the classes", +1),
+        Measure("n2d_ari", "N2D clusters: ARI with the classes", +1),
+        Measure("n2d_accuracy", "N2D clusters: Hungarian accuracy", +1, headline="N2D acc", column=12),
+    ), needs=frozenset({"umap"}), default=False),
     Group("map", "the 2-D t-SNE map of the codes", (
         Measure("tsne_trustworthiness", "trustworthiness of the t-SNE map (10 neighbours)", +1, bar=True),
     )),
@@ -145,6 +151,21 @@ def entry(name: str) -> tuple[Group, Measure] | None:
     for group, measure in _ENTRIES:
         if measure.matches(name):
             return group, measure
+    return None
+
+
+# The optional packages a group may need: need -> (the module, the extra that installs it).
+EXTRAS: dict[str, tuple[str, str]] = {"umap": ("umap", "vaelab[umap]")}
+
+
+def missing_extra(groups: list[str] | tuple[str, ...]) -> str | None:
+    """Why ``groups`` cannot be measured here: the one line naming an optional package that is not installed
+    and how to install it (None where every package they need is there)."""
+    for group in REGISTRY:
+        for need in sorted(group.needs & EXTRAS.keys()) if group.name in groups else ():
+            module, extra = EXTRAS[need]
+            if importlib.util.find_spec(module) is None:
+                return f"the {group.name} measures need {module}, which is not installed: pip install '{extra}'"
     return None
 
 
