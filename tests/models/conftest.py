@@ -1,0 +1,26 @@
+"""Helpers the model tests share: small settings and hand-set mixture priors."""
+
+from __future__ import annotations
+
+import torch
+
+from vaelab.models.distributions import MixturePrior
+
+SMALL = dict(hidden=16, latent=3)
+
+
+def mixture_prior(means, variances, weights) -> MixturePrior:
+    """A mixture prior with the given component means, variances and weights."""
+    prior = MixturePrior(len(means[0]), len(means))
+    with torch.no_grad():
+        prior.means.copy_(torch.tensor(means, dtype=torch.float32))
+        prior.logvars.copy_(torch.log(torch.tensor(variances, dtype=torch.float32)))
+        prior.logits.copy_(torch.log(torch.tensor(weights, dtype=torch.float32)))
+    return prior
+
+
+def one_component_standard_normal(model) -> None:
+    """Make a one-component mixture prior the standard normal (its weight is 1 already)."""
+    with torch.no_grad():
+        model.prior.means.zero_()
+        model.prior.logvars.zero_()
