@@ -109,6 +109,13 @@ needs_umap = pytest.mark.skipif(importlib.util.find_spec("umap") is None,
                                 reason="the umap extra is not installed (pip install 'vaelab[umap]')")
 
 
+@pytest.fixture
+def without_umap(monkeypatch):
+    """This process as if the umap extra were not installed (every check looks it up with find_spec)."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "umap" else real(name, *a))
+
+
 def wait_until_locked(folder: Path, seconds: float = 120) -> None:
     """Wait (at most ``seconds``) until a vaelab process holds ``folder``'s lock: its lock file names its pid."""
     lock = folder / LOCK_NAME

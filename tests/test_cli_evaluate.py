@@ -98,11 +98,7 @@ def test_evaluate_beside_a_run_that_is_training_gets_one_line(tmp_path):
     assert not (run / "measures.json").exists()
 
 
-def test_evaluate_without_the_package_a_group_needs_says_how_to_install_it(trained, monkeypatch):
-    from vaelab.analysis import registry
-
-    real = registry.importlib.util.find_spec
-    monkeypatch.setattr(registry.importlib.util, "find_spec", lambda name, *a: None if name == "umap" else real(name, *a))
+def test_evaluate_without_the_package_a_group_needs_says_how_to_install_it(trained, without_umap):
     before = (trained / "ae-0" / "model.json").read_bytes()
     result = run_cli("evaluate", str(trained / "ae-0"), "--measures", "manifold")
     assert result.returncode == 2

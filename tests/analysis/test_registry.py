@@ -106,13 +106,6 @@ def test_the_cli_lists_the_groups_and_the_measures_from_the_registry():
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: unknown measure group 'vibes'")
 
 
-@pytest.fixture
-def without_umap(monkeypatch):
-    """This process as if the umap extra were not installed."""
-    real = registry.importlib.util.find_spec
-    monkeypatch.setattr(registry.importlib.util, "find_spec", lambda name, *a: None if name == "umap" else real(name, *a))
-
-
 MISSING_UMAP = "error: the manifold measures need umap, which is not installed: pip install 'vaelab[umap]'"
 
 

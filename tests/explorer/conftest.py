@@ -4,7 +4,6 @@ running server, each made once per test session and stopped at its end."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -35,15 +34,9 @@ STUDY = {
 
 def _run(*args: str, cache: Path) -> None:
     """``vaelab ARGS`` in this process, with its own cache folder (the user's is left alone)."""
-    saved = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(cache)
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # session fixtures cannot take monkeypatch
+        patch.setenv("XDG_CACHE_HOME", str(cache))
         result = run_cli(*args)
-    finally:
-        if saved is None:
-            del os.environ["XDG_CACHE_HOME"]
-        else:
-            os.environ["XDG_CACHE_HOME"] = saved
     assert result.returncode == 0, result.stderr
 
 

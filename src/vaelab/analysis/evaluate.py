@@ -30,7 +30,14 @@ from vaelab.analysis import generate, likelihood, measures
 from vaelab.analysis.disentanglement import disentanglement_measures
 from vaelab.analysis.embed import tsne_map
 from vaelab.analysis.encode import Codes, encode_split
-from vaelab.analysis.registry import CLASSIFIER_GROUPS, GROUPS, TRAIN_CODE_GROUPS, missing_extra
+from vaelab.analysis.registry import (
+    CLASSIFIER_GROUPS,
+    GROUPS,
+    TRAIN_CODE_GROUPS,
+    installed_groups,
+    missing_extra,
+    require_extras,
+)
 from vaelab.config import EvalSettings
 from vaelab.data.dataset import Dataset, to_tensor
 from vaelab.errors import ConfigError, notice
@@ -63,17 +70,16 @@ def parse_groups(text: str | None) -> tuple[str, ...]:
     are installed (a note names the others and how to install what they need). A named group whose
     package is missing is a :class:`ConfigError`."""
     if text is None or text.strip() == "all":
-        skipped = [group for group in GROUPS if missing_extra([group])]
-        for group in skipped:
-            notice(f"{missing_extra([group])}; measuring the other groups")
-        return tuple(group for group in GROUPS if group not in skipped)
+        installed = installed_groups()
+        for group in GROUPS:
+            if group not in installed:
+                notice(f"{missing_extra([group])}; measuring the other groups")
+        return installed
     groups = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [g for g in groups if g not in GROUPS]
     if unknown or not groups:
         raise ConfigError(f"unknown measure group(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(GROUPS)}")
-    missing = missing_extra(groups)
-    if missing:
-        raise ConfigError(missing)
+    require_extras(groups)  # before the run and its data load
     return groups
 
 
@@ -217,11 +223,8 @@ def evaluate(model, data: Dataset, seed: int, groups: tuple[str, ...] | None = N
     """Run the measure ``groups`` for a model on its data set's test split, in the registry's order (None:
     every group whose optional packages are installed)."""
     settings = settings or EvalSettings()
-    if groups is None:
-        groups = tuple(group for group in GROUPS if missing_extra([group]) is None)
-    missing = missing_extra(groups)
-    if missing:
-        raise ConfigError(missing)
+    groups = installed_groups() if groups is None else groups
+    require_extras(groups)
     if CLASSIFIER_GROUPS & set(groups) and reference is None:
         raise ValueError("generation/perturbation measures need a reference classifier")
     timings: dict[str, float] = {}

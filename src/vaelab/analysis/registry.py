@@ -17,6 +17,8 @@ import difflib
 import importlib.util
 from dataclasses import dataclass
 
+from vaelab.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Measure:
@@ -167,6 +169,19 @@ def missing_extra(groups: list[str] | tuple[str, ...]) -> str | None:
             if importlib.util.find_spec(module) is None:
                 return f"the {group.name} measures need {module}, which is not installed: pip install '{extra}'"
     return None
+
+
+def require_extras(groups: list[str] | tuple[str, ...]) -> None:
+    """Raise the :class:`ConfigError` of :func:`missing_extra` where ``groups`` need a package that is not
+    installed (the one check: ``evaluate``, ``--measures`` and a study's preflight all call it)."""
+    missing = missing_extra(groups)
+    if missing:
+        raise ConfigError(missing)
+
+
+def installed_groups() -> tuple[str, ...]:
+    """Every group whose optional packages are installed, in the registry's order ("all" of them)."""
+    return tuple(group for group in GROUPS if missing_extra([group]) is None)
 
 
 def describe(name: str) -> tuple[str, int]:

@@ -8,6 +8,7 @@ run folders are only read.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
 from dataclasses import dataclass, field
@@ -216,11 +217,7 @@ class Explorer:
         """The 2-D maps on offer: the saved t-SNE (where every model has one), PCA, UMAP (with the extra)."""
         names = ["tsne"] if all(m.tsne is not None for m in self.models.values()) else []
         names.append("pca")
-        try:
-            import umap  # noqa: F401
-        except ImportError:
-            pass
-        else:
+        if importlib.util.find_spec("umap") is not None:  # found, not imported: listing the maps stays cheap
             names.append("umap")
         return names
 

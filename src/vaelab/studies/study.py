@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vaelab import records
 from vaelab.analysis import stats
-from vaelab.analysis.registry import CLASSIFIER_GROUPS, describe, missing_extra
+from vaelab.analysis.registry import CLASSIFIER_GROUPS, describe, require_extras
 from vaelab.errors import ConfigError
 from vaelab.hardware import Resolved, keep_recorded_precision, resolve
 from vaelab.io import atomic_write, folder_lock, remove_stale_temporaries, write_json
@@ -67,7 +67,7 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: ExecutorOptions = E
     _refuse_another_study(root, spec)
     cells = plan(spec)
     if not executor.address:  # a cluster's workers may have other files and packages than this machine
-        _check_measures_can_run(spec)
+        require_extras(spec.measures)  # an optional package a measure group needs: one line before anything trains
         _check_data_loads(spec)
     runner = make_executor(executor)
     try:
@@ -127,13 +127,6 @@ def _check_data_loads(spec: StudySpec) -> None:
     at ``--address`` it is skipped: its workers may see data files this machine does not."""
     for dataset in spec.datasets:
         study_data(dataset, spec.data_dir, spec.seeds[0], spec.protocol)
-
-
-def _check_measures_can_run(spec: StudySpec) -> None:
-    """An optional package a measure group needs is missing: one line before anything trains."""
-    missing = missing_extra(spec.measures)
-    if missing:
-        raise ConfigError(missing)
 
 
 def _resolve(device: str, precision: str, defer: bool) -> Resolved:
