@@ -141,14 +141,17 @@ def test_finding_sentence_follows_the_paired_interval(mean, ci, verdict):
 
 
 KILL_SEED = 20261203  # the kill moments are seeded: the same moments on every run of the suite
-# Each window: the file whose appearance opens it (the study's own progress), and the range of the seeded delay
-# after it, chosen from the tiny study's measured phase lengths (a conv cell trains ~1 s and measures ~2.5 s,
-# the aggregate takes ~0.1 s, the figures ~12 s; on a slower machine every window is longer).
+# Each window: a file written inside the phase (the study's own progress) and the range of the seeded delay after
+# it. The windows are sized for the fastest CPU seen (AVX-512, the test alone on 2 cores: a conv cell's one epoch
+# ~0.2 s after its model.json, its measures ~0.5 s, the aggregate ~0.02 s before results.json, ~1 s from the
+# report's first figure to report.md); a slower machine only makes each phase longer. The report's window opens
+# at its first figure: since the report draws a grid as one mosaic, a fixed delay after results.json could land
+# after the report (it did, 2.49 s after it, on AVX-512).
 KILL_WINDOWS = {
-    "cell training": ("runs/idx-tiny/conv-vae-seed0/model.json", (0.0, 0.5)),
-    "cell measuring": ("runs/idx-tiny/conv-vae-seed1/weights.safetensors", (0.2, 1.5)),
-    "aggregation": ("runs/idx-tiny/convenc-vae-seed1/measures.json", (0.0, 0.02)),
-    "report drawing": ("results.json", (0.5, 6.0)),
+    "cell training": ("runs/idx-tiny/conv-vae-seed0/model.json", (0.0, 0.08)),
+    "cell measuring": ("runs/idx-tiny/conv-vae-seed1/weights.safetensors", (0.03, 0.25)),
+    "aggregation": ("runs/idx-tiny/convenc-vae-seed1/measures.json", (0.0, 0.008)),
+    "report drawing": ("figures/idx-tiny/reconstructions.png", (0.0, 0.3)),
 }
 
 
