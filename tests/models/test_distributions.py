@@ -12,7 +12,8 @@ from scipy import integrate, stats
 
 from vaelab.config import ModelConfig
 from vaelab.models import build_model
-from vaelab.models.distributions import StandardNormalPrior, kl_standard_normal, log_normal_diag
+from vaelab.models.distributions import (StandardNormalPrior, bce_per_example, kl_standard_normal, log_normal_diag,
+                                        reparameterize)
 from vaelab.seeding import torch_generator
 from tests.models.conftest import SMALL, mixture_prior, one_component_standard_normal
 
@@ -145,3 +146,39 @@ def test_kl_between_diagonal_gaussians_against_scipy_integration():
         stats.norm.logpdf(z, mq, math.sqrt(vq)) - stats.norm.logpdf(z, mp, math.sqrt(vp))), -20, 20)
     value = kl_diag_gaussians(torch.tensor(mq), torch.tensor(math.log(vq)), torch.tensor(mp), torch.tensor(math.log(vp)))
     assert float(value) == pytest.approx(exact, rel=1e-5)
+
+
+def test_kl_matches_a_hand_computed_case():
+    mean = torch.tensor([[1.0, 0.0]])
+    logvar = torch.tensor([[0.0, math.log(2.0)]])
+    # 0.5 * (mu^2 + sigma^2 - 1 - log sigma^2) per dimension
+    expected = [0.5 * (1 + 1 - 1 - 0), 0.5 * (0 + 2 - 1 - math.log(2))]
+    assert kl_standard_normal(mean, logvar)[0].tolist() == pytest.approx(expected)
+
+
+def test_kl_of_the_prior_is_zero():
+    assert kl_standard_normal(torch.zeros(3, 4), torch.zeros(3, 4)).abs().max() == 0
+
+
+def test_bce_from_logits_matches_a_hand_computed_case():
+    logits = torch.tensor([[0.0, 2.0]])
+    target = torch.tensor([[1.0, 0.0]])
+    expected = math.log(2.0) + math.log(1.0 + math.exp(2.0))
+    assert bce_per_example(logits, target).item() == pytest.approx(expected)
+
+
+def test_bce_from_logits_agrees_with_bce_on_probabilities_and_stays_finite():
+    logits = torch.randn(4, 1, 28, 28, generator=torch_generator(0, "bce"), dtype=torch.float64) * 3
+    target = torch.rand(4, 1, 28, 28, generator=torch_generator(1, "bce"), dtype=torch.float64)
+    probs = torch.sigmoid(logits)
+    oracle = -(target * probs.log() + (1 - target) * (1 - probs).log()).flatten(1).sum(1)
+    torch.testing.assert_close(bce_per_example(logits, target), oracle)
+    extreme = bce_per_example(torch.full((1, 4), 200.0), torch.zeros(1, 4))
+    assert torch.isfinite(extreme).all() and extreme.item() == pytest.approx(800.0)
+
+
+def test_reparameterization_uses_mean_and_half_logvar():
+    mean, logvar = torch.tensor([[2.0]]), torch.tensor([[math.log(9.0)]])
+    eps = torch.randn((1, 1), generator=torch_generator(5, "eps"))
+    z = reparameterize(mean, logvar, torch_generator(5, "eps"))
+    assert z.item() == pytest.approx(2.0 + 3.0 * eps.item())
