@@ -8,7 +8,8 @@ import pytest
 
 import vaelab
 from tests.conftest import run_cli
-from vaelab.errors import ConfigError
+from vaelab.errors import ConfigError, RunError
+from vaelab.io import folder_lock
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,12 @@ def test_a_wrong_type_from_python_is_a_one_line_error_too(tiny_run, call, words)
         pytest.importorskip("starlette")
     with pytest.raises(ConfigError, match=words.replace("-", r"\-")):
         call(tiny_run)
+
+
+def test_resuming_a_folder_another_writer_holds_before_its_model_json_says_so(tmp_path):
+    """The first writer takes the lock, then loads its data and writes model.json: a resume in between is told
+    that the folder is being written (it was told "no model.json: not a vaelab run directory")."""
+    run_dir = tmp_path / "run"
+    with folder_lock(run_dir):  # another open file: flock refuses it as it would another process
+        with pytest.raises(RunError, match="is being written by another vaelab process"):
+            vaelab.train(resume=True, out=run_dir)

@@ -69,7 +69,11 @@ def train(model: str | None = "vae", *, out: str | Path | None = None, config_fi
     """
     if resume and out is None:
         raise TypeError("resume=True needs out=, the run directory to continue")
-    saved = resume_config(out) if resume and out is not None else None  # a missing or damaged run is a RunError
+    saved = None
+    if resume and out is not None:
+        # Another process may own the folder before it has written model.json: say that, not "no model.json"
+        with folder_lock(out, create=False):
+            saved = resume_config(out)  # a missing or damaged run is a RunError
     config = make_config(model, config_file=config_file, base=saved, **options)
     run_dir = Path(out) if out is not None else default_run_dir(model, config)
     return fit(config, run_dir, resume=resume, progress=progress, device=device)
