@@ -387,12 +387,11 @@ def _failures_by_cause(failed: list[dict]) -> dict[str, list[str]]:
 def _print_study_table(results: dict, dataset: str, part: dict) -> None:
     from rich.table import Table
 
-    from vaelab.analysis.compare import fmt, fmt_ci, reference_applies
+    from vaelab.analysis.compare import fmt, fmt_ci, references_for
     from vaelab.analysis.registry import HEADLINE
 
-    reference = results["study"].get("reference") or {}
-    if not reference_applies(reference, dataset):
-        reference = {}  # published numbers about another data set
+    # the first published numbers about this data set (the report shows every one of them)
+    reference = next(iter(references_for(results["study"], dataset, part)), {})
     values = reference.get("values", {})
     measured = [k for k in HEADLINE if any(k in agg for agg in part["aggregate"].values())]
     columns = (["reference"] if reference else []) + [HEADLINE[k] for k in measured]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vaelab.analysis.compare import collect
+from vaelab.analysis.compare import collect, reference_applies, references_for
 from vaelab.api import make_config
 from vaelab.errors import RunError
 from vaelab.io import write_json
@@ -59,3 +59,32 @@ def test_two_studies_with_the_same_folder_name_stay_apart(tmp_path):
     table = collect(folders)
     assert len(table) == 2
     assert {values["0"]["silhouette"] for values in table.values()} == {0.1, 0.2}
+
+
+MNIST_TEST, FASHION = "a" * 64, "b" * 64  # two content fingerprints
+
+
+@pytest.mark.parametrize("reference, dataset, contents, shown", [
+    ({}, "cifar10", [FASHION], True),  # names no data: about every data set
+    ({"datasets": ["mnist"]}, "mnist", None, True),
+    ({"datasets": ["mnist"]}, "fashion-mnist", [FASHION], False),
+    ({"datasets": ["mnist"]}, "idx:/data/x", [FASHION], True),  # names no content: an idx: folder may hold it
+    ({"fingerprints": [MNIST_TEST]}, "idx:/data/x", [MNIST_TEST], True),  # holds exactly that data
+    ({"fingerprints": [MNIST_TEST]}, "idx:/data/x", [FASHION], False),  # holds other data
+    ({"fingerprints": [MNIST_TEST]}, "idx:/data/x", None, True),  # content not recorded (older results.json)
+    ({"datasets": ["fashion-mnist"], "fingerprints": [FASHION]}, "idx:/data/x", [MNIST_TEST], False),
+    ({"datasets": ["fashion-mnist"], "fingerprints": [FASHION]}, "fashion-mnist", [FASHION], True),
+])
+def test_published_numbers_are_shown_beside_the_data_they_are_about(reference, dataset, contents, shown):
+    assert reference_applies(reference, dataset, contents) is shown
+
+
+def test_a_study_s_references_are_read_as_a_list_or_as_the_one_mapping_of_earlier_results():
+    n2d_mnist = {"title": "MNIST-test", "measure": "n2d_accuracy", "values": {"ae": 0.948}, "fingerprints": [MNIST_TEST]}
+    n2d_fashion = {"title": "Fashion", "measure": "n2d_accuracy", "values": {"ae": 0.672}, "datasets": ["fashion-mnist"],
+                   "fingerprints": [FASHION]}
+    study = {"reference": [n2d_fashion, n2d_mnist]}
+    assert references_for(study, "idx:/data/mnist-test", {"contents": [MNIST_TEST]}) == [n2d_mnist]
+    assert references_for(study, "fashion-mnist", {"contents": [FASHION]}) == [n2d_fashion]
+    assert references_for({"reference": n2d_mnist}, "idx:/x", {"contents": [MNIST_TEST]}) == [n2d_mnist]
+    assert references_for({"reference": None}, "mnist", {}) == []

@@ -193,9 +193,9 @@ def test_the_thesis_study_runs_on_colour_images_without_mnist_s_table(tmp_path):
     assert "reference" not in result.stdout.splitlines()[1]  # no Table 4.2 column beside CIFAR-10
     html = (out / "report.html").read_text()
     assert "Table 4.2: mean silhouette" not in html and "The thesis's experiments in this report" in html
-    assert not reference_applies(results["study"]["reference"], "cifar10")
-    assert reference_applies(results["study"]["reference"], "mnist-5k") and reference_applies(
-        results["study"]["reference"], "idx:/data/my-mnist")
+    (table42,) = results["study"]["reference"]
+    assert not reference_applies(table42, "cifar10")
+    assert reference_applies(table42, "mnist-5k") and reference_applies(table42, "idx:/data/my-mnist")
     import matplotlib.image
 
     drawn = matplotlib.image.imread(out / "figures" / "cifar10" / "reconstructions.png")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
 
+import numpy as np
 import pytest
 
 from vaelab.data import cifar10, dataset, dsprites, registry
 from vaelab.data.dataset import DatasetModule
+from tests.conftest import write_idx_pair
 
 
 @pytest.mark.parametrize("name", sorted(registry.MADE_HERE))
@@ -44,3 +47,33 @@ def test_class_names_come_from_each_set_s_own_module():
     assert fashion.class_names[0] == "T-shirt" and len(fashion.class_names) == 10
     data = registry.load_dataset("dsprites:200")
     assert registry.transductive(data).class_names == data.class_names
+
+
+def _examples_digest(images, labels) -> str:
+    """The content fingerprint written out: SHA-256 over the sorted, distinct digests of (image, label)."""
+    digests = sorted({hashlib.sha256(np.ascontiguousarray(image).tobytes() + np.int64(label).tobytes()).digest()
+                      for image, label in zip(images, labels)})
+    head = hashlib.sha256(f"{(1, *images.shape[1:])}{images.dtype.str}".encode())
+    for digest in digests:
+        head.update(digest)
+    return head.hexdigest()
+
+
+def test_the_content_fingerprint_is_the_data_whatever_its_split_order_or_protocol(tmp_path):
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, size=(40, 28, 28)).astype(np.uint8), np.arange(40) % 4
+    write_idx_pair(tmp_path / "one", "t10k", images, labels)  # a test split alone: held out by seed
+    loads = [registry.load_dataset(f"idx:{tmp_path / 'one'}", seed=seed, protocol=protocol, download=False)
+             for seed in (0, 3) for protocol in ("holdout", "transductive")]
+    assert len({data.fingerprint for data in loads}) > 1  # the splits differ ...
+    assert {data.content_fingerprint for data in loads} == {_examples_digest(images, labels)}  # ... the data not
+    assert loads[0].summary()["content"] == loads[0].content_fingerprint
+    shuffled = rng.permutation(40)
+    write_idx_pair(tmp_path / "shuffled", "t10k", images[shuffled], labels[shuffled])
+    assert registry.load_dataset(f"idx:{tmp_path / 'shuffled'}", download=False).content_fingerprint == \
+        loads[0].content_fingerprint
+    relabelled = labels.copy()
+    relabelled[0] = 3 - relabelled[0]
+    write_idx_pair(tmp_path / "relabelled", "t10k", images, relabelled)
+    assert registry.load_dataset(f"idx:{tmp_path / 'relabelled'}", download=False).content_fingerprint != \
+        loads[0].content_fingerprint

@@ -3,7 +3,9 @@ self-containment, `vaelab report`, and the page in a real browser."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from html.parser import HTMLParser
 
 from tests.conftest import (
@@ -41,6 +43,8 @@ def _lookup(results: dict, key: str):
     value = results[head]
     # model names contain dashes and measure names dots (sigma 0.5): match the longest known key first
     while rest:
+        if isinstance(value, list):  # a list's items by index (the study's references)
+            value = {str(index): item for index, item in enumerate(value)}
         match = max((k for k in value if rest == k or rest.startswith(k + ".")), key=len)
         value, rest = value[match], rest[len(match) + 1:]
     return value
@@ -59,7 +63,7 @@ def test_every_number_in_the_report_equals_results_json(thesis_study):
         assert f"{base}.aggregate.{model}.silhouette.mean" in keys
         for seed in range(SEEDS):
             assert f"{base}.per_seed.{model}.{seed}.silhouette" in keys
-    assert "study.reference.values.ae" in keys and f"{base}.paired.silhouette:ae-vae.mean" in keys
+    assert "study.reference.0.values.ae" in keys and f"{base}.paired.silhouette:ae-vae.mean" in keys
     for key, text in parser.found:
         assert text == fmt(_lookup(results, key)), key
     markdown = (root / "report.md").read_text()
@@ -92,6 +96,34 @@ def test_report_command_redraws_without_training(thesis_study):
     assert (root / "report.html").read_text() == html_before
     assert len(list((root / "figures").rglob("*.png"))) == len(REPORT_FIGURES)
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*.safetensors")} == checkpoints
+
+
+def _report_with_references(root, out, references) -> tuple[str, str]:
+    """The study at ``root`` copied to ``out`` with its results' references replaced, and its report redrawn."""
+    shutil.copytree(root, out)
+    results = json.loads((out / "results.json").read_text())
+    results["study"]["reference"] = references
+    (out / "results.json").write_text(json.dumps(results))
+    result = run_cli("report", str(out))
+    assert result.returncode == 0, result.stderr
+    return (out / "report.html").read_text(), (out / "report.md").read_text()
+
+
+def test_published_numbers_are_shown_beside_the_data_they_are_about(thesis_study, tmp_path):
+    root, results = thesis_study
+    (content,) = only_part(results)["contents"]  # the tiny IDX folder's content fingerprint
+    about_it = {"title": "Numbers about this folder's data", "measure": "silhouette", "values": {"ae": 0.25},
+                "protocol": "transductive, every image, one run", "fingerprints": [content]}
+    about_other = {"title": "Numbers about other data", "measure": "silhouette", "values": {"ae": 0.5},
+                   "fingerprints": ["c" * 64]}
+    html, markdown = _report_with_references(root, tmp_path / "two", [about_other, about_it])
+    for page in (html, markdown):
+        assert "Numbers about this folder's data" in page and "transductive, every image, one run" in page
+        assert "Numbers about other data" not in page
+    assert 'data-key="study.reference.1.values.ae">0.2500<' in html
+    # a results.json of before, with one reference as a mapping, is still drawn
+    html, markdown = _report_with_references(root, tmp_path / "one", dict(about_it, fingerprints=None))
+    assert 'data-key="study.reference.values.ae">0.2500<' in html and "Numbers about this folder's data" in markdown
 
 
 def test_report_command_on_a_folder_without_results(tmp_path):

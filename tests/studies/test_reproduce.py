@@ -34,7 +34,7 @@ def test_results_hold_every_model_seed_and_aggregate(thesis_study):
         cell = part["aggregate"][model]["silhouette"]
         values = [part["per_seed"][model][str(s)]["silhouette"] for s in range(SEEDS)]
         assert cell["n"] == SEEDS and cell["mean"] == pytest.approx(np.mean(values)) and cell["ci"] > 0
-    assert saved["study"]["reference"]["values"] == {"ae": 0.1475, "vae": 0.1117, "conv-vae": 0.1182}
+    assert saved["study"]["reference"][0]["values"] == {"ae": 0.1475, "vae": 0.1117, "conv-vae": 0.1182}
     assert "silhouette" in part["finding"] and "ae - vae" in part["finding"]
     pair = part["paired"]["silhouette:ae-vae"]
     diffs = [part["per_seed"]["ae"][str(s)]["silhouette"] - part["per_seed"]["vae"][str(s)]["silhouette"]

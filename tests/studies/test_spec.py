@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_cli
+from vaelab.data.registry import load_dataset
 from vaelab.errors import ConfigError
 from vaelab.studies.spec import builtin_studies, load_study
 from vaelab.studies.study import plan
@@ -52,7 +53,8 @@ def test_seeds_as_a_list_and_the_builtin_studies_load():
     assert set(builtin_studies()) >= {"thesis", "thesis-full"}
     thesis = load_study("thesis")
     assert list(thesis.models) == ["ae", "vae", "conv-vae", "convenc-vae"] and thesis.seeds == [0, 1, 2]
-    assert thesis.reference.values == {"ae": 0.1475, "vae": 0.1117, "conv-vae": 0.1182}
+    (table42,) = thesis.reference
+    assert table42.values == {"ae": 0.1475, "vae": 0.1117, "conv-vae": 0.1182}
     full = load_study("thesis-full")
     assert full.datasets == ["mnist"] and plan(full)[0].config.train.epochs == 50
 
@@ -92,6 +94,11 @@ def test_the_builtin_thesis_study_is_the_quick_profile_of_before():
     (lambda v: v.update(reference={"title": "t", "measure": "silhouette", "values": {"vae-z8": float("nan")}}),
      "should be a finite number"),
     (lambda v: v.update(reference={"title": "t", "measure": "silhouette", "values": {"gan": 0.1}}), "'gan' is not one"),
+    (lambda v: v.update(reference=[{"title": "t", "measure": "silhouette", "values": {"vae-z8": 0.1}},
+                                   {"title": "u", "measure": "silhouette", "values": {"gan": 0.1}}]),
+     "reference.1.values: 'gan' is not one"),
+    (lambda v: v.update(reference={"title": "t", "measure": "silhouette", "values": {"vae-z8": 0.1},
+                                   "fingerprints": ["not-a-sha256"]}), "should match pattern"),
 ])
 def test_bad_study_files_give_one_line_errors(tmp_path, change, message):
     values = yaml.safe_load(yaml.safe_dump(GOOD))
@@ -176,3 +183,20 @@ def test_the_example_study_files_are_valid_and_match_the_readme():
     shown = load_study(root / "examples" / "latent-and-beta.yaml")
     for key in shown.models:  # the README shows this file's models
         assert f"  {key}:" in readme
+
+
+MNIST_TEST_FOLDER = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"  # beside the checkout, if here
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.parametrize("title, dataset, folder", [
+    ("N2D on Fashion-MNIST", "fashion-mnist", DEBIAN_FASHION),
+    ("N2D on MNIST-test", f"idx:{MNIST_TEST_FOLDER}", MNIST_TEST_FOLDER),
+])
+def test_the_n2d_study_s_published_figures_name_the_real_data(title, dataset, folder):
+    """Each reference's content fingerprint is that of the real files (read here when they are on this machine)."""
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not on this machine")
+    (reference,) = [r for r in load_study("n2d").reference if r.title.startswith(title)]
+    data = load_dataset(dataset, protocol="transductive", download=False)
+    assert reference.fingerprints == [data.content_fingerprint]

@@ -78,13 +78,32 @@ def collect(folders: list[str | Path]) -> dict[str, dict[str, dict[str, float]]]
     return table
 
 
-def reference_applies(reference: dict | None, dataset: str) -> bool:
-    """Whether a study's published numbers (its ``reference``) are about ``dataset``: one of the data sets
-    they name (all, where they name none), or a user's IDX folder, which may hold that data."""
-    if not reference:
-        return False
-    named = reference.get("datasets")
-    return not named or dataset in named or dataset.startswith("idx:")
+def reference_applies(reference: dict, dataset: str, contents: list[str] | None = None) -> bool:
+    """Whether published numbers (one of a study's ``reference``) are about ``dataset``, whose runs were trained
+    on data of the content fingerprints ``contents`` (None: not recorded, as in results.json files written before
+    content fingerprints).
+
+    They are when they name neither data sets nor fingerprints; when they name the data set; when they name
+    the content it holds (an ``idx:`` folder holding MNIST's test split is MNIST-test). An ``idx:`` folder whose
+    content is not recorded, or compared against numbers that name no fingerprint, may hold that data: shown.
+    """
+    named, fingerprints = reference.get("datasets"), reference.get("fingerprints")
+    if not named and not fingerprints:
+        return True
+    if dataset in (named or []) or set(fingerprints or []) & set(contents or []):
+        return True
+    return dataset.startswith("idx:") and (not fingerprints or contents is None)
+
+
+def references_for(study: dict, dataset: str, part: dict) -> list[dict]:
+    """The published numbers of a study (``results.json``'s ``study``) that are about one of its data sets.
+
+    ``reference`` is a list; earlier results.json files hold one mapping (or null): both are read.
+    """
+    references = study.get("reference") or []
+    if isinstance(references, dict):
+        references = [references]
+    return [reference for reference in references if reference_applies(reference, dataset, part.get("contents"))]
 
 
 def _without_seed(config) -> dict[str, Any]:

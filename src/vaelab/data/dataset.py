@@ -99,11 +99,28 @@ class Dataset:
             digest.update(array.tobytes())
         return digest.hexdigest()
 
+    @functools.cached_property
+    def content_fingerprint(self) -> str:
+        """SHA-256 of the set of (image, label) examples, whatever their split and order: the same for every seed
+        and protocol of one data set, so that published numbers can name the data they are about (an ``idx:``
+        folder holding MNIST's test split is MNIST-test, wherever it lies)."""
+        examples: set[bytes] = set()
+        for images, labels in ((self.train_images, self.train_labels), (self.test_images, self.test_labels)):
+            images = np.ascontiguousarray(images)
+            labels = np.ascontiguousarray(labels, dtype=np.int64)
+            examples.update(hashlib.sha256(image.tobytes() + label.tobytes()).digest()
+                            for image, label in zip(images, labels))
+        digest = hashlib.sha256(f"{self.image_shape}{self.train_images.dtype.str}".encode())
+        for example in sorted(examples):
+            digest.update(example)
+        return digest.hexdigest()
+
     def summary(self) -> dict:
         """A JSON-able description, stored in every run directory."""
         return {
             "name": self.name,
             "fingerprint": self.fingerprint,
+            "content": self.content_fingerprint,
             "source": self.source,
             "n_train": int(len(self.train_labels)),
             "n_test": int(len(self.test_labels)),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, reference_applies
+from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, references_for
 from vaelab.analysis.registry import BAR_MEASURES
 from vaelab.config import ModelConfig
 from vaelab.data.registry import check_same_data, load_dataset
@@ -190,6 +190,13 @@ def _slug(dataset: str, results: dict) -> str:
     return dataset.replace(":", "-").replace("/", "_")
 
 
+def _reference_key(study: dict, reference: dict) -> str:
+    """Where ``reference`` is in results.json (its numbers' data-key): ``study.reference.N``, or
+    ``study.reference`` in an earlier results.json that held one."""
+    recorded = study["reference"]
+    return "study.reference" if isinstance(recorded, dict) else f"study.reference.{recorded.index(reference)}"
+
+
 def render(results: dict, images: dict[str, dict[str, str]], maps: dict[str, dict | None] | None = None,
            plotly_js: str | None = None) -> tuple[str, str]:
     """The HTML and Markdown reports (images per data set as src strings: data URIs or paths; ``maps``:
@@ -210,7 +217,7 @@ def render(results: dict, images: dict[str, dict[str, str]], maps: dict[str, dic
             "rows": comparison_rows(part["aggregate"], detail=False),
             "detail_rows": comparison_rows(part["aggregate"], detail=True),
             "images": images.get(dataset, {}),
-            "reference": reference_applies(study.get("reference"), dataset),
+            "references": [(_reference_key(study, ref), ref) for ref in references_for(study, dataset, part)],
             "interactive": (maps or {}).get(dataset) if plotly_js else None,
         })
     context = {

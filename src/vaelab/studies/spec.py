@@ -22,10 +22,11 @@ the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator,
+                      model_validator)
 
 from vaelab.analysis.registry import DEFAULT_GROUPS, GROUPS, check_measure
 from vaelab.config import EvalSettings, RunConfig, build_config, format_validation_error, merge, read_yaml
@@ -108,10 +109,15 @@ class ReferenceSpec(_Strict):
     title: str
     measure: str
     source: str = ""
+    protocol: str = Field("", description="how the published numbers were made (data, split, runs), shown "
+                                          "under the table's title")
     values: dict[str, float] = Field(min_length=1, description="model key -> the published value")
     datasets: list[str] | None = Field(None, description="the data sets the published numbers are about: the "
                                        "table is shown for these and for idx: folders only (none: for every data "
                                        "set)")
+    fingerprints: list[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]] | None = Field(
+        None, description="the content fingerprints (a run's model.json, dataset.content) of the data the numbers "
+                          "are about: an idx: folder gets the table only when it holds that data")
 
 
 class StudySpec(_Strict):
@@ -133,8 +139,17 @@ class StudySpec(_Strict):
     measures: list[str] = Field(default_factory=lambda: list(DEFAULT_GROUPS), min_length=1, description="measure groups")
     comparisons: list[ComparisonSpec] = Field(default_factory=list)
     finding: FindingSpec | None = None
-    reference: ReferenceSpec | None = None
+    reference: list[ReferenceSpec] = Field(
+        default_factory=list, description="published numbers beside the study's own: one, or a list (each shown "
+                                          "for the data it is about)")
     panels: list[Literal["thesis"]] = Field(default_factory=list, description="study-specific report parts")
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _one_or_a_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        return [value] if isinstance(value, dict) else value
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -198,10 +213,10 @@ class StudySpec(_Strict):
             for side in ("a", "b") if self.finding.a is not None else ("b",):
                 if getattr(self.finding, side) not in self.models:
                     raise ValueError(f"finding.{side}: {getattr(self.finding, side)!r} is not one of the study's models")
-        if self.reference is not None:
-            for key in self.reference.values:
+        for i, reference in enumerate(self.reference):
+            for key in reference.values:
                 if key not in self.models:
-                    raise ValueError(f"reference.values: {key!r} is not one of the study's models")
+                    raise ValueError(f"{self._reference_where(i)}.values: {key!r} is not one of the study's models")
         self._measures_are_measured()
         return self
 
@@ -210,12 +225,15 @@ class StudySpec(_Strict):
         named = [(f"comparisons.{i}.measures", name) for i, c in enumerate(self.comparisons) for name in c.measures]
         if self.finding is not None:
             named.append(("finding.measure", self.finding.measure))
-        if self.reference is not None:
-            named.append(("reference.measure", self.reference.measure))
+        named += [(f"{self._reference_where(i)}.measure", reference.measure) for i, reference in enumerate(self.reference)]
         for where, name in named:
             problem = check_measure(name, self.measures)
             if problem:
                 raise ValueError(f"{where}: {problem}")
+
+    def _reference_where(self, index: int) -> str:
+        """Where a reference is in the study file: ``reference`` (one) or ``reference.N`` (a list)."""
+        return "reference" if len(self.reference) == 1 else f"reference.{index}"
 
     def label(self, model: str) -> str:
         """The display name of a model."""

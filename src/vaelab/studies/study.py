@@ -176,6 +176,7 @@ def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved
         per_seed: dict[str, dict[str, dict[str, float]]] = {model: {} for model in spec.models}
         runs: dict[str, dict[str, str]] = {model: {} for model in spec.models}
         classifiers: dict[str, dict] = {}
+        contents: set[str] = set()  # the data the cells were trained on, whatever its split (see reference)
         for cell in (c for c in cells if c.dataset == dataset):
             run_dir = cell.run_dir(root)
             runs[cell.model][str(cell.seed)] = run_dir.relative_to(root).as_posix()
@@ -187,6 +188,9 @@ def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved
                                                          "again to redo it"})
                 continue
             per_seed[cell.model][str(cell.seed)] = saved["measures"]
+            content = records.read_model_json(run_dir).get("dataset", {}).get("content")
+            if isinstance(content, str):
+                contents.add(content)
             if saved.get("classifier") is not None:
                 classifiers.setdefault(str(cell.seed), saved["classifier"])
         table = {model: _mean_cis(seeds, spec.seeds) for model, seeds in per_seed.items()}
@@ -199,6 +203,7 @@ def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved
             "classifier": dict(sorted(classifiers.items(), key=lambda item: int(item[0]))),
             "finding": finding(spec, table, per_seed),
             "runs": runs,
+            "contents": sorted(contents),
         }
     return {
         "vaelab_version": __version__,
