@@ -319,7 +319,7 @@ def _print_estimate(spec, cells, device: str) -> None:
 
     total, notes = 0.0, []
     for dataset in spec.datasets:
-        n_train, shape, where = _data_size(dataset, spec.data_dir)
+        n_train, shape, where = _data_size(dataset, spec.data_dir, spec.protocol)
         found = training_estimate([c.config for c in cells if c.dataset == dataset], n_train, shape, device)
         total += found["seconds"]
         notes.append(f"{dataset}: {n_train:,} training images{where}")
@@ -328,13 +328,15 @@ def _print_estimate(spec, cells, device: str) -> None:
                f"capability {resolved.cpu_capability}; measured now; evaluation comes on top); " + "; ".join(notes))
 
 
-def _data_size(dataset: str, data_dir: str | None) -> tuple[int, tuple[int, int, int], str]:
+def _data_size(dataset: str, data_dir: str | None, protocol: str) -> tuple[int, tuple[int, int, int], str]:
+    """Images a cell trains on (every image under the transductive protocol), their shape, and a note."""
     from vaelab.data import sources
     from vaelab.data.registry import load_dataset, locate_full
 
     if dataset in sources.REMOTE_DATASETS and locate_full(dataset, data_dir) is None:
-        return 60000, (1, 28, 28), " (not here yet: downloaded on first use)"
-    data = load_dataset(dataset, data_dir=data_dir, seed=0)
+        # MNIST and Fashion-MNIST: 60,000 training and 10,000 test images
+        return 70000 if protocol == "transductive" else 60000, (1, 28, 28), " (not here yet: downloaded on first use)"
+    data = load_dataset(dataset, data_dir=data_dir, seed=0, protocol=protocol)
     return len(data.train_labels), data.image_shape, ""
 
 

@@ -170,6 +170,8 @@ def test_study_show_with_its_time_estimate_works_on_every_builtin_study(name):
     shown = run_cli("study", "show", name)
     assert shown.returncode == 0, shown.stderr
     assert "estimated training time here:" in shown.stdout
+    if name == "n2d":  # transductive: a cell trains on every image, the 60,000 and the 10,000 test images
+        assert "fashion-mnist: 70,000 training images" in shown.stdout
 
 
 def test_the_example_study_files_are_valid_and_match_the_readme():
