@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+import vaelab
 from vaelab.models.distributions import MixturePrior
 
 SMALL = dict(hidden=16, latent=3)
+
+
+def first_and_last_epoch(model: str, data: Path, out: Path, epochs: int = 4) -> tuple[dict, dict]:
+    """Train ``model`` (small) on the IDX folder ``data`` into ``out``: its first and last epochs' losses."""
+    run = vaelab.train(model, out=out, dataset=f"idx:{data}", epochs=epochs, batch_size=20, **SMALL)
+    return run.history[0], run.history[-1]
 
 
 def mixture_prior(means, variances, weights) -> MixturePrior:

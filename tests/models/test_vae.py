@@ -6,13 +6,12 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-import vaelab
 from vaelab.config import ModelConfig, build_config
 from vaelab.errors import ConfigError
 from vaelab.models import PRESETS, build_model
 from vaelab.models.distributions import bce_per_example, kl_standard_normal, reparameterize
 from vaelab.seeding import torch_generator
-from tests.models.conftest import SMALL
+from tests.models.conftest import SMALL, first_and_last_epoch
 
 
 def test_vae_loss_is_recon_plus_beta_times_kl_averaged_over_the_batch():
@@ -74,8 +73,6 @@ def test_settings_that_do_not_fit_are_refused_in_one_line(values, message):
 
 
 def test_training_raises_the_elbo(tiny_idx_folder, tmp_path):
-    run = vaelab.train("vae", out=tmp_path / "vae", dataset=f"idx:{tiny_idx_folder}", epochs=4, batch_size=20,
-                       **SMALL)
-    first, last = run.history[0], run.history[-1]
+    first, last = first_and_last_epoch("vae", tiny_idx_folder, tmp_path / "vae")
     assert set(first) >= {"train_loss", "train_recon", "train_kl", "test_loss", "test_recon", "test_kl"}
     assert last["test_loss"] < first["test_loss"]
