@@ -9,51 +9,28 @@ newly written into the folder.
 from __future__ import annotations
 
 import errno
-import io
 import json
+import os
 import shutil
+import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_tiny_idx
+import vaelab
+import vaelab.io as vio
+from tests.conftest import make_tiny_idx, run_cli
 
 TINY = ("--hidden", "32", "--latent", "2", "--quiet")
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def cli(*args: str) -> Result:
-    """``vaelab ARGS`` in this process: exit status, stdout, stderr."""
-    from vaelab import cli as cli_module
-
-    out, err = io.StringIO(), io.StringIO()
-    argv = sys.argv
-    sys.argv = ["vaelab", *args]
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                cli_module.main()
-                code = 0
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    finally:
-        sys.argv = argv
-    return Result(code, out.getvalue(), err.getvalue())
-
-
-def one_line_or_success(result: Result) -> str | None:
+def one_line_or_success(result: subprocess.CompletedProcess) -> str | None:
     """The one error line of a failed command (None when it succeeded); anything else fails the test."""
     assert "Traceback" not in result.stderr, result.stderr
     if result.returncode == 0:
@@ -80,7 +57,7 @@ def tiny(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny) -> Path:
     run = tmp_path_factory.mktemp("trained") / "run"
-    result = cli("train", "--dataset", f"idx:{tiny}", "--epochs", "2", "--out", str(run), *TINY)
+    result = run_cli("train", "--dataset", f"idx:{tiny}", "--epochs", "2", "--out", str(run), *TINY)
     assert result.returncode == 0, result.stderr
     return run
 
@@ -171,7 +148,7 @@ def test_damaged_run_folders(trained, tmp_path, mutation, command):
     usable = command in usable if isinstance(usable, set) else usable
     mutate(run)
     before = listing(run)
-    line = one_line_or_success(cli(*COMMANDS[command](run, tmp_path)))
+    line = one_line_or_success(run_cli(*COMMANDS[command](run, tmp_path)))
     if line is None:
         assert usable, f"{mutation}: {command} succeeded on a run that should be refused"
         if command == "encode":
@@ -204,14 +181,14 @@ def test_the_classifier_refuses_images_it_cannot_read(tmp_path):
 
     folder = idx_folder(tmp_path, [0, 1] * 20, [0, 1] * 5, 3, 3)  # too small to pool twice
     run = tmp_path / "run"
-    assert cli("train", "--dataset", f"idx:{folder}", "--epochs", "1", "--out", str(run), *TINY).returncode == 0
-    line = one_line_or_success(cli("evaluate", str(run), "--measures", "generation"))
+    assert run_cli("train", "--dataset", f"idx:{folder}", "--epochs", "1", "--out", str(run), *TINY).returncode == 0
+    line = one_line_or_success(run_cli("evaluate", str(run), "--measures", "generation"))
     assert line and "needs images of at least 4x4" in line and "1x3x3" in line
-    assert one_line_or_success(cli("evaluate", str(run), "--measures", "separation,knn")) is None
+    assert one_line_or_success(run_cli("evaluate", str(run), "--measures", "separation,knn")) is None
 
 
 def test_a_data_dir_that_does_not_exist_is_named(tmp_path):
-    line = one_line_or_success(cli("train", "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1",
+    line = one_line_or_success(run_cli("train", "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1",
                                    "--out", str(tmp_path / "r"), *TINY))
     assert line and "nowhere is not a folder" in line and not (tmp_path / "r").exists()
 
@@ -219,11 +196,11 @@ def test_a_data_dir_that_does_not_exist_is_named(tmp_path):
 def test_idx_paths_are_stored_absolute(tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tiny.parent)
     run = tmp_path / "run"
-    assert cli("train", "--dataset", f"idx:{tiny.name}", "--epochs", "1", "--out", str(run), *TINY).returncode == 0
+    assert run_cli("train", "--dataset", f"idx:{tiny.name}", "--epochs", "1", "--out", str(run), *TINY).returncode == 0
     stored = json.loads((run / "model.json").read_text())["config"]["data"]["name"]
     assert stored == f"idx:{tiny.resolve()}"
     monkeypatch.chdir(tmp_path)  # elsewhere, the run still finds its data
-    assert one_line_or_success(cli("encode", str(run), "--out", str(tmp_path / "c.npz"))) is None
+    assert one_line_or_success(run_cli("encode", str(run), "--out", str(tmp_path / "c.npz"))) is None
 
 
 def test_a_corrupt_codes_file_is_called_damaged(tmp_path):
@@ -238,13 +215,11 @@ def test_a_corrupt_codes_file_is_called_damaged(tmp_path):
 
 
 def test_weight_files_have_the_usual_mode_and_compare_byte_for_byte(tiny, tmp_path):
-    import os
-    import subprocess
 
     # Two processes, this one and a fresh one: the library's header order changed from one process to the next.
     args = ("train", "--dataset", f"idx:{tiny}", "--epochs", "1", "--precision", "fp32", *TINY)
     runs = [tmp_path / "a", tmp_path / "b"]
-    assert cli(*args, "--out", str(runs[0])).returncode == 0
+    assert run_cli(*args, "--out", str(runs[0])).returncode == 0
     command = [sys.executable, "-m", "vaelab", *args, "--out", str(runs[1])]
     assert subprocess.run(command, capture_output=True).returncode == 0
     umask = os.umask(0)
@@ -271,20 +246,19 @@ def test_a_full_disk_during_training_loses_nothing_and_resumes_bit_identically(t
         write_safetensors(target, tensors, metadata)
 
     straight = tmp_path / "straight"
-    assert cli("train", "--dataset", f"idx:{tiny}", "--epochs", "4", "--out", str(straight), *TINY).returncode == 0
+    assert run_cli("train", "--dataset", f"idx:{tiny}", "--epochs", "4", "--out", str(straight), *TINY).returncode == 0
     run = tmp_path / "full"
     monkeypatch.setattr(ckpt, "write_safetensors", full_after_two_epochs)
-    line = one_line_or_success(cli("train", "--dataset", f"idx:{tiny}", "--epochs", "4", "--out", str(run), *TINY))
+    line = one_line_or_success(run_cli("train", "--dataset", f"idx:{tiny}", "--epochs", "4", "--out", str(run), *TINY))
     assert line and "no space left" in line and "--resume" in line
     assert ckpt.load_checkpoint(run).epoch == 2  # the last good checkpoint survived whole
     assert not list(run.glob(".*.tmp"))
     monkeypatch.setattr(ckpt, "write_safetensors", write_safetensors)  # space freed
-    assert one_line_or_success(cli("train", "--resume", str(run), "--quiet")) is None
+    assert one_line_or_success(run_cli("train", "--resume", str(run), "--quiet")) is None
     assert (run / "weights.safetensors").read_bytes() == (straight / "weights.safetensors").read_bytes()
 
 
 def test_a_full_disk_while_writing_results_is_one_line(tiny, tmp_path, monkeypatch):
-    import vaelab.io as vio
 
     real = vio.atomic_write
 
@@ -295,11 +269,11 @@ def test_a_full_disk_while_writing_results_is_one_line(tiny, tmp_path, monkeypat
 
     monkeypatch.setattr(vio, "atomic_write", full)
     study = _study_file(tmp_path, tiny)
-    line = one_line_or_success(cli("study", "run", str(study), "--out", str(tmp_path / "out"), "--quiet"))
+    line = one_line_or_success(run_cli("study", "run", str(study), "--out", str(tmp_path / "out"), "--quiet"))
     assert line and "results.json" in line and "No space left on device" in line
     assert not (tmp_path / "out" / "results.json").exists() and not list((tmp_path / "out").rglob("*.tmp"))
     monkeypatch.setattr(vio, "atomic_write", real)
-    assert one_line_or_success(cli("study", "run", str(study), "--out", str(tmp_path / "out"), "--quiet")) is None
+    assert one_line_or_success(run_cli("study", "run", str(study), "--out", str(tmp_path / "out"), "--quiet")) is None
 
 
 # --- damaged study folders ----------------------------------------------------------------------------------
@@ -315,7 +289,6 @@ SMALL_STUDY = {
 
 
 def _study_file(folder: Path, data: Path) -> Path:
-    import yaml
 
     path = folder / "small.yaml"
     path.write_text(yaml.safe_dump({**SMALL_STUDY, "datasets": [f"idx:{data}"]}, sort_keys=False))
@@ -325,7 +298,7 @@ def _study_file(folder: Path, data: Path) -> Path:
 @pytest.fixture(scope="module")
 def small_study(tmp_path_factory, tiny) -> Path:
     folder = tmp_path_factory.mktemp("small")
-    result = cli("study", "run", str(_study_file(folder, tiny)), "--out", str(folder / "out"), "--quiet")
+    result = run_cli("study", "run", str(_study_file(folder, tiny)), "--out", str(folder / "out"), "--quiet")
     assert result.returncode == 0, result.stderr
     return folder / "out"
 
@@ -365,7 +338,7 @@ def test_report_and_compare_on_a_damaged_study(small_study, tmp_path, damage):
     _damage(out, damage)
     before = listing(out)
     for command in (("report", str(out)), ("compare", str(out))):
-        line = one_line_or_success(cli(*command))
+        line = one_line_or_success(run_cli(*command))
         if line is not None:
             assert not STUDY_DAMAGE[damage][2] or command[0] == "compare", (damage, line)
             assert listing(out) == before, f"{command[0]} changed the folder before failing"
@@ -376,10 +349,10 @@ def test_running_a_damaged_study_again_repairs_it(small_study, tmp_path, tiny, d
     out = tmp_path / "out"
     shutil.copytree(small_study, out)
     _damage(out, damage)
-    result = cli("study", "run", str(_study_file(tmp_path, tiny)), "--out", str(out), "--quiet")
+    result = run_cli("study", "run", str(_study_file(tmp_path, tiny)), "--out", str(out), "--quiet")
     assert one_line_or_success(result) is None, result.stderr
     assert (out / "results.json").read_bytes() == (small_study / "results.json").read_bytes()
-    assert one_line_or_success(cli("report", str(out))) is None
+    assert one_line_or_success(run_cli("report", str(out))) is None
 
 
 # --- property-based: any mutation gives a correct load or the one-line error ---------------------------------
@@ -418,9 +391,7 @@ def _mutate(path: Path, mutation) -> None:
 @given(target=st.sampled_from(["model.json", "metrics.jsonl"]), mutation=mutations)
 def test_any_mutation_of_a_run_folder_loads_correctly_or_fails_in_one_line(trained, tmp_path_factory, target,
                                                                            mutation):
-    import torch
 
-    import vaelab
     from vaelab.errors import VaelabError
 
     run = tmp_path_factory.mktemp("mutated") / "run"
@@ -455,8 +426,6 @@ def test_any_mutation_of_results_json_reports_or_fails_in_one_line(small_study, 
 @pytest.fixture
 def small_disk(tmp_path):
     """A 4 MiB tmpfs mounted for this test (root only), unmounted after it."""
-    import os
-    import subprocess
 
     mount = tmp_path / "disk"
     mount.mkdir()
@@ -470,32 +439,30 @@ def small_disk(tmp_path):
 
 
 def test_a_really_full_disk_during_training(tiny, tmp_path, small_disk):
-    import os
 
     from vaelab.training import checkpoint as ckpt
 
     args = ("--dataset", f"idx:{tiny}", "--epochs", "4", "--precision", "fp32", *TINY)
     straight = tmp_path / "straight"
-    assert cli("train", *args, "--out", str(straight)).returncode == 0
+    assert run_cli("train", *args, "--out", str(straight)).returncode == 0
     run_size = sum(p.stat().st_size for p in straight.rglob("*") if p.is_file())
     checkpoint_size = (straight / "checkpoint.safetensors").stat().st_size
     # Room for one epoch's files but not for the second epoch's new checkpoint beside the old one.
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
     (small_disk / "filler").write_bytes(b"\0" * (free - run_size - checkpoint_size // 2))
     run = small_disk / "run"
-    line = one_line_or_success(cli("train", *args, "--out", str(run)))
+    line = one_line_or_success(run_cli("train", *args, "--out", str(run)))
     assert line and ("no space left" in line.lower() or "No space left" in line)
     kept = ckpt.load_checkpoint(run).epoch
     assert 1 <= kept < 4 and not list(run.glob(".*.tmp"))
     (small_disk / "filler").unlink()
-    assert one_line_or_success(cli("train", "--resume", str(run), "--quiet")) is None
+    assert one_line_or_success(run_cli("train", "--resume", str(run), "--quiet")) is None
     assert (run / "weights.safetensors").read_bytes() == (straight / "weights.safetensors").read_bytes()
 
 
 def test_a_run_written_before_a_setting_existed_still_loads(trained, tmp_path):
     # The identity is the hash of the config as written, so settings added by later versions (filled in with
     # their defaults when read) never make an older run look damaged.
-    import vaelab
     from vaelab.config import config_hash
 
     run = tmp_path / "run"
