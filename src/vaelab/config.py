@@ -143,6 +143,9 @@ class EvalSettings(_Strict):
     factor_points: int | None = Field(None, gt=1, description="points of the factor grid encoded for the "
                                       "disentanglement metrics (None: the whole grid, as Locatello et al. draw "
                                       "from the generative process; N: a seeded subset, said in the report)")
+    manifold_inits: int = Field(
+        1, gt=0, le=1000, description="starts of the manifold group's Gaussian mixture, the fit of highest "
+        "likelihood kept (1: N2D's code, scikit-learn's default; more: fewer merged clusters, no labels used)")
     dci_estimator: Literal["boosted", "forest"] = Field(
         "boosted", description="DCI's importances: boosted (gradient-boosted trees, as disentanglement_lib) or "
         "forest (a random forest, about 30x faster, not comparable with Locatello et al.)")

@@ -225,10 +225,11 @@ def test_trustworthiness_on_a_handful_of_points_uses_fewer_neighbours():
 # --- manifold clustering (N2D) ------------------------------------------------------------------
 
 
-def _n2d_oracle(codes: np.ndarray, labels: np.ndarray, random_state: int) -> dict[str, float]:
+def _n2d_oracle(codes: np.ndarray, labels: np.ndarray, random_state: int, inits: int = 1) -> dict[str, float]:
     """N2D's ``cluster_manifold_in_embedding`` with its run.sh settings, written out from its code: UMAP
     (Euclidean, 20 neighbours, min_dist 0, as many dimensions as clusters), a default full-covariance GMM,
-    argmax of its probabilities; accuracy by trying every matching of clusters to classes."""
+    argmax of its probabilities; accuracy by trying every matching of clusters to classes. ``inits``: the
+    mixture's starts (N2D's code: scikit-learn's default, 1)."""
     import itertools
 
     import umap
@@ -237,7 +238,7 @@ def _n2d_oracle(codes: np.ndarray, labels: np.ndarray, random_state: int) -> dic
     k = len(np.unique(labels))
     embedded = umap.UMAP(random_state=random_state, metric="euclidean", n_components=k, n_neighbors=20,
                          min_dist=0.0, n_jobs=1).fit_transform(codes)
-    clusters = GaussianMixture(covariance_type="full", n_components=k,
+    clusters = GaussianMixture(covariance_type="full", n_components=k, n_init=inits,
                                random_state=random_state).fit(embedded).predict_proba(embedded).argmax(1)
     accuracy = max(np.mean(np.array(order)[clusters] == labels) for order in itertools.permutations(range(k)))
     return {"n2d_nmi": skm.normalized_mutual_info_score(labels, clusters),
@@ -256,6 +257,9 @@ def test_manifold_clustering_is_n2d_s_recipe_and_finds_separated_clusters():
     assert result == pytest.approx(oracle, abs=1e-12)
     assert 0.3 < result["n2d_accuracy"] < 1.0
     assert measures.manifold_clustering(codes, labels, seed=3) == result  # seeded: the same numbers again
+    started = measures.manifold_clustering(codes, labels, seed=3, inits=4)  # the named departure: more starts
+    assert started == pytest.approx(_n2d_oracle(codes, labels, derive_seed(3, "manifold") % (2**32), inits=4),
+                                    abs=1e-12)
     separated, classes = make_blobs(n_samples=300, centers=3, n_features=8, cluster_std=0.5, random_state=0)
     assert measures.manifold_clustering(separated, classes) == {"n2d_nmi": 1.0, "n2d_ari": 1.0, "n2d_accuracy": 1.0}
     few = measures.manifold_clustering(separated[:15], classes[:15])  # fewer codes than N2D's 20 neighbours

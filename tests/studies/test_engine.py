@@ -353,3 +353,31 @@ def test_a_second_writer_on_a_running_study_gets_one_line_and_nothing_is_mixed(l
     assert first.returncode == 0, first_errors
     assert (target / "results.json").read_bytes() == (out / "results.json").read_bytes()
     assert (target / "report.md").read_bytes() == (out / "report.md").read_bytes()
+
+
+def test_measures_saved_before_an_evaluation_setting_existed_stay_current(local_study, tmp_path):
+    """A setting added later (manifold_inits) with its default measures as before: a cell whose measures.json
+    lacks it is reused; one saved with another value is redone."""
+    import shutil
+
+    from vaelab.studies.cells import measures_current
+    from vaelab.studies.study import plan
+
+    out, study_file = local_study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    spec = load_study(study_file)
+    cell = plan(spec)[0]
+    path = cell.run_dir(copy) / "measures.json"
+    saved = json.loads(path.read_text())
+    settings, groups = spec.evaluation.model_dump(mode="json"), tuple(spec.measures)
+    assert measures_current(cell.run_dir(copy), cell.config, settings, groups) is not None
+    del saved["settings"]["manifold_inits"]  # as vaelab wrote it before the setting
+    path.write_text(json.dumps(saved))
+    assert measures_current(cell.run_dir(copy), cell.config, settings, groups) is not None
+    saved["settings"]["manifold_inits"] = 7
+    path.write_text(json.dumps(saved))
+    assert measures_current(cell.run_dir(copy), cell.config, settings, groups) is None
+    saved["settings"] = ["not", "settings"]
+    path.write_text(json.dumps(saved))
+    assert measures_current(cell.run_dir(copy), cell.config, settings, groups) is None

@@ -158,7 +158,8 @@ def _clustering(c: Context) -> dict[str, float]:
 
 
 def _manifold(c: Context) -> dict[str, float]:
-    return c.timed("manifold", lambda: measures.manifold_clustering(c.codes, c.test.labels, c.seed))
+    return c.timed("manifold", lambda: measures.manifold_clustering(c.codes, c.test.labels, c.seed,
+                                                                    c.settings.manifold_inits))
 
 
 def _map(c: Context) -> dict[str, float]:

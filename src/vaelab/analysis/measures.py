@@ -116,7 +116,7 @@ N2D_NEIGHBOURS = 20
 N2D_MIN_DIST = 0.0
 
 
-def manifold_clustering(codes: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
+def manifold_clustering(codes: np.ndarray, labels: np.ndarray, seed: int = 0, inits: int = 1) -> dict[str, float]:
     """N2D's clustering of the codes' local manifold: UMAP (Euclidean, 20 neighbours, min_dist 0, as many
     dimensions as classes), then a full-covariance Gaussian mixture with one component per class; each
     code's cluster is its most probable component. NMI, ARI and Hungarian accuracy as ``n2d_*``.
@@ -124,7 +124,10 @@ def manifold_clustering(codes: np.ndarray, labels: np.ndarray, seed: int = 0) ->
     As N2D's reference code (rymc/n2d, ``cluster_manifold_in_embedding``), with scikit-learn's default
     mixture (one initialisation, reg_covar 1e-6). One departure: UMAP's and the mixture's random states
     are derived from ``seed`` (N2D fixes both at 0), so that seeds vary the measure as they vary the
-    model. On fewer than 22 codes UMAP gets one neighbour fewer than the codes. Needs umap-learn
+    model. ``inits`` > 1 (a named departure) starts the mixture's EM that many times and keeps the fit of
+    highest likelihood, a choice that reads no label: on MNIST-test one start merged two digits in 2 of 5
+    seeds (accuracy 0.82 and 0.81, where 10 starts give 0.96 and 0.95 with a higher likelihood; the other
+    seeds unchanged). On fewer than 22 codes UMAP gets one neighbour fewer than the codes. Needs umap-learn
     (``pip install 'vaelab[umap]'``).
     """
     import umap  # the optional extra: imported only where the manifold group is measured
@@ -134,7 +137,8 @@ def manifold_clustering(codes: np.ndarray, labels: np.ndarray, seed: int = 0) ->
     reducer = umap.UMAP(n_neighbors=min(N2D_NEIGHBOURS, len(codes) - 1), min_dist=N2D_MIN_DIST, n_components=k,
                         metric="euclidean", random_state=random_state, n_jobs=1)
     manifold = reducer.fit_transform(codes)
-    mixture = GaussianMixture(n_components=k, covariance_type="full", random_state=random_state).fit(manifold)
+    mixture = GaussianMixture(n_components=k, covariance_type="full", n_init=inits,
+                              random_state=random_state).fit(manifold)
     return cluster_scores(labels, mixture.predict_proba(manifold).argmax(axis=1), "n2d")
 
 

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from vaelab import records
 from vaelab.analysis.classifier import load_or_train_classifier
@@ -164,13 +165,22 @@ def measures_current(run_dir: Path, config: RunConfig, settings: dict[str, Any],
         info = records.read_model_json(run_dir)
     except RunError:  # damaged: redone
         return None
-    if info["config"] != config or saved.get("settings") != settings or saved.get("groups") != list(groups):
+    if info["config"] != config or _settings_of(saved) != settings or saved.get("groups") != list(groups):
         return None
     if not all(records.a_measure(value) for value in saved["measures"].values()):
         return None  # a string, a list, a boolean or a huge integer where a number belongs: not vaelab's; redone
     if not records.cell_files_valid(run_dir, info["dataset"]):
         return None  # missing, damaged, or shaped for other data: the cell's evaluation is redone
     return saved
+
+
+def _settings_of(saved: dict[str, Any]) -> dict[str, Any] | None:
+    """The evaluation settings of saved measures, with the defaults of settings added since (which measure as
+    before: measures.json files of earlier versions stay current); None where they do not read as settings."""
+    try:
+        return EvalSettings.model_validate(saved.get("settings")).model_dump(mode="json")
+    except ValidationError:
+        return None
 
 
 def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
