@@ -24,7 +24,7 @@ METRICS = ["beta_vae_score", "factor_vae_score", "mig", "dci_disentanglement", "
 def short_study(tmp_path_factory):
     spec = yaml.safe_load(resources.files("vaelab").joinpath("studies/builtin/disentanglement.yaml").read_text())
     spec.update(datasets=["dsprites:400"], seeds=1, train={**spec["train"], "epochs": 2},
-                evaluation={"tsne_points": 60, "tsne_iterations": 50, "factor_points": 3000, "dci_estimator": "forest"})
+                evaluation={"tsne_points": 60, "tsne_iterations": 50, "factor_points": 1000, "dci_estimator": "forest"})
     for model in spec["models"].values():
         model["model"]["hidden_layers"] = [32]
     root = tmp_path_factory.mktemp("disentanglement")
@@ -49,8 +49,8 @@ def test_every_model_gets_every_metric(short_study):
     assert "FactorVAE score" in stdout and "MIG" in stdout  # the study table's columns
     run = out / "runs" / "dsprites-400" / "factorvae-seed0"
     assert (run / "weights.safetensors").is_file()
-    # the metrics drew from 3,000 points of the whole grid, not from the 80 test images
-    assert part["per_seed"]["factorvae"]["0"]["disentanglement_points"] == 3000
+    # the metrics drew from 1,000 points of the whole grid, not from the 80 test images
+    assert part["per_seed"]["factorvae"]["0"]["disentanglement_points"] == 1000
     from vaelab.analysis.encode import Codes
 
     codes = Codes.load(run / "codes.npz")  # the factors are saved beside the test codes
@@ -63,7 +63,7 @@ def test_the_report_shows_the_metrics_and_the_traversals(short_study):
     html = (out / "report.html").read_text()
     assert "latent traversals" in html and "FactorVAE (γ=30)" in html and "(γ=30.0)" in html
     assert "mutual information gap" in html and "<code>dci_disentanglement</code>" in html
-    assert "drawn from 3,000 seeded points of the factor grid" in html and "from a random forest" in html
+    assert "drawn from 1,000 seeded points of the factor grid" in html and "from a random forest" in html
     assert (out / "figures" / "dsprites-400" / "traversal.png").stat().st_size > 10_000
 
 
