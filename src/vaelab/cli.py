@@ -393,7 +393,7 @@ def _print_study_table(results: dict, dataset: str, part: dict) -> None:
     from vaelab.analysis.registry import HEADLINE
 
     # the first published numbers about this data set (the report shows every one of them)
-    reference = next(iter(references_for(results["study"], dataset, part)), {})
+    reference = next((ref for _, ref in references_for(results["study"], dataset, part)), {})
     values = reference.get("values", {})
     measured = [k for k in HEADLINE if any(k in agg for agg in part["aggregate"].values())]
     columns = (["reference"] if reference else []) + [HEADLINE[k] for k in measured]

@@ -84,7 +84,8 @@ def test_a_study_s_references_are_read_as_a_list_or_as_the_one_mapping_of_earlie
     n2d_fashion = {"title": "Fashion", "measure": "n2d_accuracy", "values": {"ae": 0.672}, "datasets": ["fashion-mnist"],
                    "fingerprints": [FASHION]}
     study = {"reference": [n2d_fashion, n2d_mnist]}
-    assert references_for(study, "idx:/data/mnist-test", {"contents": [MNIST_TEST]}) == [n2d_mnist]
-    assert references_for(study, "fashion-mnist", {"contents": [FASHION]}) == [n2d_fashion]
-    assert references_for({"reference": n2d_mnist}, "idx:/x", {"contents": [MNIST_TEST]}) == [n2d_mnist]
+    mnist_test, fashion = {"contents": [MNIST_TEST]}, {"contents": [FASHION]}
+    assert references_for(study, "idx:/data/mnist-test", mnist_test) == [("study.reference.1", n2d_mnist)]
+    assert references_for(study, "fashion-mnist", fashion) == [("study.reference.0", n2d_fashion)]
+    assert references_for({"reference": n2d_mnist}, "idx:/x", mnist_test) == [("study.reference", n2d_mnist)]
     assert references_for({"reference": None}, "mnist", {}) == []

@@ -95,15 +95,16 @@ def reference_applies(reference: dict, dataset: str, contents: list[str] | None 
     return dataset.startswith("idx:") and (not fingerprints or contents is None)
 
 
-def references_for(study: dict, dataset: str, part: dict) -> list[dict]:
-    """The published numbers of a study (``results.json``'s ``study``) that are about one of its data sets.
-
-    ``reference`` is a list; earlier results.json files hold one mapping (or null): both are read.
+def references_for(study: dict, dataset: str, part: dict) -> list[tuple[str, dict]]:
+    """The published numbers of a study (``results.json``'s ``study``) that are about one of its data sets, each
+    as ``(where, reference)``: its place in results.json (``study.reference.N``; ``study.reference`` in an
+    earlier results.json, which held one mapping or null: both are read).
     """
-    references = study.get("reference") or []
-    if isinstance(references, dict):
-        references = [references]
-    return [reference for reference in references if reference_applies(reference, dataset, part.get("contents"))]
+    recorded = study.get("reference") or []
+    places = [("study.reference", recorded)] if isinstance(recorded, dict) else \
+        [(f"study.reference.{index}", reference) for index, reference in enumerate(recorded)]
+    return [(where, reference) for where, reference in places
+            if reference_applies(reference, dataset, part.get("contents"))]
 
 
 def _without_seed(config) -> dict[str, Any]:

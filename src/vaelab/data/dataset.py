@@ -105,7 +105,10 @@ class Dataset:
         and protocol of one data set, so that published numbers can name the data they are about (an ``idx:``
         folder holding MNIST's test split is MNIST-test, wherever it lies)."""
         examples: set[bytes] = set()
-        for images, labels in ((self.train_images, self.train_labels), (self.test_images, self.test_labels)):
+        splits = [(self.train_images, self.train_labels)]
+        if self.test_images is not self.train_images:  # the transductive protocol's two splits are one array
+            splits.append((self.test_images, self.test_labels))
+        for images, labels in splits:
             images = np.ascontiguousarray(images)
             labels = np.ascontiguousarray(labels, dtype=np.int64)
             examples.update(hashlib.sha256(image.tobytes() + label.tobytes()).digest()

@@ -190,13 +190,6 @@ def _slug(dataset: str, results: dict) -> str:
     return dataset.replace(":", "-").replace("/", "_")
 
 
-def _reference_key(study: dict, reference: dict) -> str:
-    """Where ``reference`` is in results.json (its numbers' data-key): ``study.reference.N``, or
-    ``study.reference`` in an earlier results.json that held one."""
-    recorded = study["reference"]
-    return "study.reference" if isinstance(recorded, dict) else f"study.reference.{recorded.index(reference)}"
-
-
 def render(results: dict, images: dict[str, dict[str, str]], maps: dict[str, dict | None] | None = None,
            plotly_js: str | None = None) -> tuple[str, str]:
     """The HTML and Markdown reports (images per data set as src strings: data URIs or paths; ``maps``:
@@ -217,7 +210,7 @@ def render(results: dict, images: dict[str, dict[str, str]], maps: dict[str, dic
             "rows": comparison_rows(part["aggregate"], detail=False),
             "detail_rows": comparison_rows(part["aggregate"], detail=True),
             "images": images.get(dataset, {}),
-            "references": [(_reference_key(study, ref), ref) for ref in references_for(study, dataset, part)],
+            "references": references_for(study, dataset, part),
             "interactive": (maps or {}).get(dataset) if plotly_js else None,
         })
     context = {
