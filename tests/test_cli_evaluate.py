@@ -9,6 +9,7 @@ from sklearn.metrics import silhouette_score
 
 from tests.conftest import needs_umap, run_cli, wait_until_locked
 from vaelab.analysis.encode import Codes
+from vaelab.analysis.expost import ExPostDensity
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,11 @@ def test_evaluate_writes_measures_and_prints_a_table(trained, tmp_path, monkeypa
     saved = json.loads((run / "measures.json").read_text())
     values = saved["measures"]
     for name in ("silhouette", "knn5_accuracy", "linear_probe_accuracy", "kmeans_accuracy", "tsne_trustworthiness",
-                 "active_units", "nll_iwae_binarized", "prior_fd", "prior_label_entropy", "perturb_accuracy_s1"):
+                 "active_units", "nll_iwae_binarized", "prior_fd", "prior_label_entropy", "expost_fd",
+                 "expost_label_entropy", "perturb_accuracy_s1"):
         assert name in values and f"{name} " in result.stdout
+    density = ExPostDensity.load(run / "expost.npz")  # what the explorer draws from
+    assert values["expost_components"] == density.components == 10 and values["expost_converged"] == 1.0
     assert saved["classifier"]["extractor"] == "conv16-conv32-fc128"
     assert saved["settings"]["iwae_k"] == 20 and values["iwae_examples"] == 50
     assert values["nll_iwae_binarized"] <= values["neg_elbo_binarized"] + 1.0  # the IWAE bound is tighter
@@ -38,6 +42,7 @@ def test_evaluate_writes_measures_and_prints_a_table(trained, tmp_path, monkeypa
     codes = Codes.load(tmp_path / "codes.npz")
     assert values["silhouette"] == pytest.approx(silhouette_score(codes.mean.astype("float64"), codes.labels))
     assert list((tmp_path / "cache" / "vaelab" / "classifiers").iterdir()), "the classifier is cached"
+    assert density.latent == codes.mean.shape[1]
 
 
 def test_evaluate_selected_groups_on_an_ae(trained):
@@ -60,6 +65,19 @@ def test_evaluate_rejects_an_unknown_dci_estimator(trained):
         "error: unknown --dci-estimator 'trees': choose boosted or forest"]
     after = (trained / "ae-0" / "measures.json").read_bytes() if (trained / "ae-0" / "measures.json").exists() else None
     assert before == after  # nothing written
+
+
+def test_evaluate_fits_the_ex_post_density_with_the_components_asked_for(trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run = trained / "ae-0"
+    bad = run_cli("evaluate", str(run), "--measures", "expost", "--expost-components", "0")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: invalid value for --expost-components: Input should be greater than 0 (got 0)"]
+    result = run_cli("evaluate", str(run), "--measures", "expost", "--expost-components", "3")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((run / "measures.json").read_text())
+    assert saved["settings"]["expost_components"] == 3 and saved["measures"]["expost_components"] == 3.0
+    assert ExPostDensity.load(run / "expost.npz").components == 3 and "expost_fd " in result.stdout
 
 
 def test_compare_runs_groups_seeds_of_the_same_model(trained):

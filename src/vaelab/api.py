@@ -24,6 +24,7 @@ from vaelab import records
 from vaelab.analysis import compare as comparison
 from vaelab.analysis.classifier import load_or_train_classifier
 from vaelab.analysis.encode import Codes, encode_split
+from vaelab.analysis.registry import CLASSIFIER_GROUPS
 from vaelab.config import RunConfig, build_config, merge, preset, read_yaml, run_options
 from vaelab.data.sources import cache_root
 from vaelab.errors import ConfigError
@@ -108,12 +109,13 @@ def encode(run: TrainedRun | str | Path, split: str = "test", device: str = "aut
 
 def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *, iwae_k: int = 1000,
              iwae_examples: int | None = None, device: str = "auto", dci_estimator: str = "boosted",
-             factor_points: int | None = None) -> dict[str, float]:
+             factor_points: int | None = None, expost_components: int = 10) -> dict[str, float]:
     """Measure a run's test codes (``groups``: comma-separated or a tuple; None = all) and write
     ``RUN_DIR/measures.json``; return the measures.
 
     ``dci_estimator`` and ``factor_points`` are the disentanglement metrics' settings
-    (:class:`vaelab.config.EvalSettings`): Locatello et al.'s by default.
+    (:class:`vaelab.config.EvalSettings`): Locatello et al.'s by default; ``expost_components`` the ex-post
+    density's (Ghosh et al.'s 10), which the ``expost`` group fits and saves as ``RUN_DIR/expost.npz``.
 
     The generation and perturbation measures use vaelab's feature classifier, trained
     once per data set and seed into the user cache (rebuilt if the data changed).
@@ -124,7 +126,7 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
     chosen = parse_groups(groups if groups is None or isinstance(groups, str) else ",".join(groups))
     try:  # before anything loads: a user's value gets one line naming its option, from the API and the CLI
         settings = EvalSettings(iwae_k=iwae_k, iwae_examples=iwae_examples, dci_estimator=dci_estimator,
-                                factor_points=factor_points)
+                                factor_points=factor_points, expost_components=expost_components)
     except ValidationError as error:
         first = error.errors()[0]
         option = "--" + str(first["loc"][0]).replace("_", "-")
@@ -134,12 +136,13 @@ def evaluate(run_dir: str | Path, groups: str | tuple[str, ...] | None = None, *
         data = run.load_data()
         seed = run.config.train.seed
         reference = None
-        if {"generation", "perturbation"} & set(chosen):
+        if CLASSIFIER_GROUPS & set(chosen):
             safe = data.name.replace("idx:", "idx-").replace("/", "_")
             folder = cache_root() / records.CLASSIFIERS / f"{safe}-seed{seed}"
             classifier, info = load_or_train_classifier(folder, data, seed, settings.classifier_epochs, run.model.device)
             reference = make_reference(classifier, info, data)
         evaluation = run_evaluation(run.model, data, seed, chosen, settings, reference)
+        evaluation.save_density(Path(run_dir))
         records.write_measures(Path(run_dir), measures_record(evaluation, chosen, settings, reference))
     return evaluation.measures
 

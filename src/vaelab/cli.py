@@ -364,8 +364,9 @@ def _print_study_results(results: dict, out: Path) -> None:
 
     for dataset, part in results["datasets"].items():
         _print_study_table(results, dataset, part)
-        if part["finding"]:
-            typer.echo(part["finding"])
+        for sentence in [part["finding"], *part.get("further_findings", [])]:  # older results.json: none further
+            if sentence:
+                typer.echo(sentence)
     for error, jobs in _failures_by_cause(results["failed"]).items():
         shown = ", ".join(jobs[:3]) + (f" and {len(jobs) - 3} more" if len(jobs) > 3 else "")
         typer.echo(f"failed: {shown}: {error}" if len(jobs) == 1 else f"failed: {len(jobs)} jobs ({shown}): {error}",
@@ -426,6 +427,8 @@ def evaluate(
                                       "faster, not comparable with Locatello et al.)"),
     factor_points: Optional[int] = typer.Option(None, "--factor-points", min=2, help="points of the factor grid "
                                                 "the disentanglement metrics draw from [the whole grid]"),
+    expost_components: int = typer.Option(10, "--expost-components", help="components of the ex-post density, "
+                                          "the Gaussian mixture fitted to the training codes (Ghosh et al. 2020)"),
     device: str = DEVICE_OPTION,
 ) -> None:
     """Measure a run's test codes; write RUN_DIR/measures.json and print a table."""
@@ -435,7 +438,8 @@ def evaluate(
     if dci_estimator not in DCI_ESTIMATORS:
         raise ConfigError(f"unknown --dci-estimator {dci_estimator!r}: choose {' or '.join(DCI_ESTIMATORS)}")
     values = api.evaluate(run_dir, measures, iwae_k=iwae_k, iwae_examples=iwae_examples, device=device,
-                          dci_estimator=dci_estimator, factor_points=factor_points)
+                          dci_estimator=dci_estimator, factor_points=factor_points,
+                          expost_components=expost_components)
     _print_measures(values)
     typer.echo(f"wrote {run_dir / records.MEASURES_JSON}")
 

@@ -133,7 +133,7 @@ class EvalSettings(_Strict):
 
     iwae_k: int = Field(1000, gt=0, le=100000, description="importance samples per image for the IWAE bound")
     iwae_examples: int | None = Field(None, gt=0, description="test images for IWAE (None: all)")
-    generation_samples: int = Field(1000, gt=1, le=1000000, description="prior samples for the Fréchet distance")
+    generation_samples: int = Field(1000, gt=1, le=1000000, description="prior (and ex-post density) samples for the Fréchet distance")
     sigmas: tuple[Annotated[float, Field(ge=0.0)], ...] = Field((0.0, 0.5, 1.0, 2.0, 4.0), min_length=1,
                                       description="noise scales of the perturbation experiment")
     perturbation_examples: int | None = Field(None, gt=0, description="test codes perturbed (None: all)")
@@ -146,6 +146,8 @@ class EvalSettings(_Strict):
     manifold_inits: int = Field(
         1, gt=0, le=1000, description="starts of the manifold group's Gaussian mixture, the fit of highest "
         "likelihood kept (1: N2D's code, scikit-learn's default; more: fewer merged clusters, no labels used)")
+    expost_components: int = Field(10, gt=0, le=1000, description="components K of the ex-post density, the "
+                                   "Gaussian mixture fitted to the training codes (10: Ghosh et al. 2020)")
     dci_estimator: Literal["boosted", "forest"] = Field(
         "boosted", description="DCI's importances: boosted (gradient-boosted trees, as disentanglement_lib) or "
         "forest (a random forest, about 30x faster, not comparable with Locatello et al.)")

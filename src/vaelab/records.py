@@ -49,6 +49,7 @@ CODES_NPZ = "codes.npz"
 MAP_NPZ = "map.npz"
 GRIDS_NPZ = "grids.npz"
 CELL_FILES = (CODES_NPZ, MAP_NPZ, GRIDS_NPZ)  # what a study's evaluation writes beside measures.json
+EXPOST_NPZ = "expost.npz"  # the ex-post density, where the expost measures fitted it (optional: not a cell file)
 
 # the study folder
 STUDY_YAML = "study.yaml"

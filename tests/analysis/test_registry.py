@@ -16,8 +16,8 @@ from vaelab.studies.spec import load_study
 def test_every_group_has_one_function_in_the_registry_s_order():
     assert tuple(evaluate.GROUP_FUNCTIONS) == registry.GROUPS
     assert registry.DEFAULT_GROUPS == tuple(g for g in registry.GROUPS if g not in ("manifold", "disentanglement"))
-    assert registry.CLASSIFIER_GROUPS == {"generation", "perturbation"}
-    assert registry.TRAIN_CODE_GROUPS == {"knn", "probe"}
+    assert registry.CLASSIFIER_GROUPS == {"generation", "expost", "perturbation"}
+    assert registry.TRAIN_CODE_GROUPS == {"knn", "probe", "expost"}
 
 
 def test_each_measure_has_one_entry():
@@ -29,7 +29,7 @@ def test_each_measure_has_one_entry():
 def test_the_headline_columns_keep_their_order():
     # the study table's columns (README's tour shows them): unchanged by the move to the registry
     assert list(registry.HEADLINE.values()) == ["silhouette", "5-NN acc", "probe acc", "own clusters acc",
-                                                "recon BCE", "prior FD", "IWAE NLL", "FactorVAE score", "MIG",
+                                                "recon BCE", "prior FD", "ex-post FD", "IWAE NLL", "FactorVAE score", "MIG",
                                                 "DCI dis.", "SAP", "bits/dim", "N2D acc"]
     assert registry.BAR_MEASURES == ("silhouette", "knn5_accuracy", "linear_probe_accuracy", "kmeans_nmi",
                                      "tsne_trustworthiness")
@@ -71,6 +71,8 @@ STUDY = {"name": "s", "datasets": ["mnist-5k"], "seeds": 1, "measures": ["separa
      "comparisons.0.measures: unknown measure 'silhoutte': did you mean 'silhouette'?"),
     ({"finding": {"b": "vae", "measure": "mig"}},
      "finding.measure: 'mig' is measured by the 'disentanglement' group"),
+    ({"finding": [{"b": "vae"}, {"a": "ae", "b": "vae", "measure": "prior_fdd"}]},
+     "finding.1.measure: unknown measure 'prior_fdd': did you mean 'prior_fd'?"),
     ({"reference": {"title": "t", "measure": "knn_accuracy", "values": {"ae": 0.1}}},
      "reference.measure: unknown measure 'knn_accuracy'"),
 ])

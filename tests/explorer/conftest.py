@@ -27,8 +27,9 @@ STUDY = {
         "cvae": {"preset": "cvae", "model": {"latent": 4, "hidden": 64}, "label": "CVAE"},
         "mog-vae": {"preset": "mog-vae", "model": {"latent": 4, "hidden": 64}, "label": "MoG VAE"},
     },
-    "measures": ["separation", "map", "health"],
-    "evaluation": {"tsne_points": 25, "tsne_iterations": 50},
+    "measures": ["separation", "map", "health", "expost"],  # expost: each run's ex-post density, to draw from
+    "evaluation": {"tsne_points": 25, "tsne_iterations": 50, "classifier_epochs": 1, "generation_samples": 50,
+                   "expost_components": 3},
 }
 
 

@@ -64,6 +64,21 @@ def test_the_page_loads_every_panel_without_errors(page, tmp_path):
     page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
 
 
+def test_choosing_the_ex_post_density_redraws_the_generation_rows(page, server):
+    before = [img.get_attribute("src") for img in page.locator("#prior img").all()]
+    page.select_option("#source", "expost")
+    page.wait_for_function("() => document.querySelector('#source-hint').textContent.includes('ex-post density')",
+                           timeout=30_000)
+    after = [img.get_attribute("src") for img in page.locator("#prior img").all()]
+    request = urllib.request.Request(f"{server.url}api/prior", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"keys": ["vae", "ae", "conv-vae", "cvae", "mog-vae"], "seed": 0,
+                                                      "n": 12, "source": "expost"}).encode())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        expected = json.loads(response.read())
+    assert after == [uri for row in expected["rows"].values() for uri in row] and after != before
+    assert page.locator("#prior .row").count() == 5
+
+
 def test_hovering_a_point_shows_its_image_and_reconstructions(page, server):
     page.locator("#map").scroll_into_view_if_needed()
     point = page.evaluate(HOVER_FIRST_POINT, "#map")

@@ -74,6 +74,7 @@ def test_every_endpoint_answers_good_requests(server):
     ("/api/interpolate", {"keys": ["vae"], "a": 0, "b": 1, "steps": 0, "path": "linear"}, "steps must be"),
     ("/api/centroids", {"keys": ["ghost"], "sigma": 0, "seed": 0}, "unknown model 'ghost'"),
     ("/api/prior", {"keys": ["vae"], "seed": 0, "n": 10_000}, "n must be an integer from 1 to 64"),
+    ("/api/prior", {"keys": ["vae"], "seed": 0, "n": 4, "source": {"a": 1}}, "source must be 'prior' or 'expost'"),
     ("/api/point?i=%C2%B2", None, "point must be an integer"),  # '²': a digit to str.isdigit(), not to int()
     ("/api/point?i=" + "1" * 5000, None, "point must be an integer"),  # beyond int()'s 4,300 digits
     ("/api/decode", {"key": "vae", "z": [10 ** 400, 0, 0, 0]}, "finite numbers only"),  # no float holds it
@@ -207,11 +208,11 @@ def test_a_run_whose_measures_json_holds_nan_opens_with_the_value_missing(bare_r
 GET_PATHS = ["/api/summary", "/api/map", "/api/point"]
 POST_FIELDS = {"/api/decode": ("key", "z", "label"), "/api/plane": ("keys", "source", "x", "y"),
                "/api/interpolate": ("keys", "a", "b", "steps", "path"), "/api/centroids": ("keys", "sigma", "seed"),
-               "/api/prior": ("keys", "seed", "n")}
+               "/api/prior": ("keys", "seed", "n", "source")}
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.integers(min_value=10 ** 300, max_value=10 ** 400)
     | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8)
-    | st.sampled_from(["vae", "ae", "cvae", "conv-vae", "linear", "slerp", "pca", "tsne"]),
+    | st.sampled_from(["vae", "ae", "cvae", "conv-vae", "linear", "slerp", "pca", "tsne", "prior", "expost"]),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=4), children, max_size=3),
     max_leaves=12)
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import needs_umap
 from tests.explorer.conftest import folder_digest
+from vaelab.analysis.expost import ExPostDensity
 from vaelab.analysis.generate import decode, prior_draws
 from vaelab.errors import RunError
 from vaelab.explorer.session import BadRequest, Explorer, _slerp, find_runs
@@ -167,6 +168,27 @@ def test_prior_draws_are_seeded_and_shared_by_models_with_one_prior(explorer):
     assert np.array_equal(pixels(first["rows"]["conv-vae"][1]), as_uri_pixels(expected[1]))
 
 
+def test_ex_post_draws_are_each_model_s_own_density_decoded(explorer, bare_run):
+    answer = explorer.prior(["ae", "cvae"], 5, 4, "expost")
+    assert answer["source"] == "expost" and answer["missing"] == [] and answer == explorer.prior(["ae", "cvae"], 5, 4,
+                                                                                                  "expost")
+    m = explorer.models["ae"]
+    density = ExPostDensity.load(m.run_dir / "expost.npz")
+    assert density.components == 3 and summary_of(explorer, "ae")["expost"] is True
+    expected = decode(m.model, density.sample(4, 5))
+    assert np.array_equal(pixels(answer["rows"]["ae"][2]), as_uri_pixels(expected[2]))
+    assert answer["rows"]["ae"] != explorer.prior(["ae"], 5, 4)["rows"]["ae"]  # not the prior's draws
+    # a run evaluated without the expost measures has none: named, the others still drawn
+    both = Explorer(find_runs([m.run_dir, bare_run]))
+    mixed = both.prior(None, 5, 4, "expost")
+    assert list(mixed["rows"]) == ["ae-seed0"] and mixed["missing"] == ["vae-bare"]
+    assert [model["expost"] for model in both.summary()["models"]] == [True, False]
+
+
+def summary_of(explorer, key: str) -> dict:
+    return next(model for model in explorer.summary()["models"] if model["key"] == key)
+
+
 def test_decode_is_the_decoder_s_image(explorer):
     m = explorer.models["conv-vae"]
     z = [0.5, -1.0, 0.25, 2.0]
@@ -202,6 +224,8 @@ def test_decode_is_the_decoder_s_image(explorer):
     (lambda e: e.centroids(["vae"], 1, -3), "seed must be an integer"),
     (lambda e: e.prior(["vae"], 0, 0), "n must be an integer from 1 to 64"),
     (lambda e: e.prior("vae", 0, 4), "non-empty list"),
+    (lambda e: e.prior(["vae"], 0, 4, "posterior"), "source must be 'prior' or 'expost', not 'posterior'"),
+    (lambda e: e.prior(["vae"], 0, 4, ["expost"]), "source must be 'prior' or 'expost'"),
 ])
 def test_bad_requests_say_what_to_send(explorer, call, message):
     with pytest.raises(BadRequest, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -17,6 +17,7 @@ from tests.conftest import (
     run_cli,
 )
 from vaelab.analysis.compare import fmt
+from vaelab.report.build import _generation_rows
 
 SEEDS, MODELS = THESIS_SEEDS, THESIS_MODELS
 
@@ -68,6 +69,9 @@ def test_every_number_in_the_report_equals_results_json(thesis_study):
         assert text == fmt(_lookup(results, key)), key
     markdown = (root / "report.md").read_text()
     assert only_part(results)["finding"] in markdown
+    for sentence in only_part(results)["further_findings"]:  # experiment 3b: a finding of its own
+        assert sentence in markdown and sentence in (root / "report.html").read_text()
+    assert "Rows marked ex-post" in (root / "report.html").read_text()
     assert fmt(only_part(results)["aggregate"]["vae"]["silhouette"]["mean"]) in markdown
 
 
@@ -145,3 +149,13 @@ def test_report_renders_every_figure_in_a_real_browser(thesis_study, tmp_path):
     assert hover["distance"] < 10 and hover["shows_it"], hover  # the point under the mouse, and its image
     assert hover["caption"].startswith(f"test image #{hover['hovered']}: ")
     assert (tmp_path / "report.png").stat().st_size > 50_000
+
+
+def test_the_generation_figure_puts_each_model_s_ex_post_draws_under_its_prior_draws():
+    ae, vae, conv = ({"prior": f"{k} prior", "expost": f"{k} ex-post"} for k in ("ae", "vae", "conv"))
+    del conv["expost"]  # a cell evaluated without the expost measures
+    labels = {"ae": "AE", "vae": "VAE", "conv": "Conv"}
+    rows = _generation_rows({"ae": ae, "vae": vae, "conv": conv}, labels)
+    assert rows == {"AE: prior": "ae prior", "AE: ex-post": "ae ex-post", "VAE: prior": "vae prior",
+                    "VAE: ex-post": "vae ex-post", "Conv: prior": "conv prior"}
+    assert _generation_rows({"conv": conv}, labels) == {"Conv": "conv prior"}  # no ex-post anywhere: as before

@@ -36,6 +36,8 @@ def test_results_hold_every_model_seed_and_aggregate(thesis_study):
         assert cell["n"] == SEEDS and cell["mean"] == pytest.approx(np.mean(values)) and cell["ci"] > 0
     assert saved["study"]["reference"][0]["values"] == {"ae": 0.1475, "vae": 0.1117, "conv-vae": 0.1182}
     assert "silhouette" in part["finding"] and "ae - vae" in part["finding"]
+    (further,) = part["further_findings"]  # experiment 3b
+    assert further.startswith("Experiment 3b: the AE ") and "expost_fd" in further and "ae - vae" in further
     pair = part["paired"]["silhouette:ae-vae"]
     diffs = [part["per_seed"]["ae"][str(s)]["silhouette"] - part["per_seed"]["vae"][str(s)]["silhouette"]
              for s in range(SEEDS)]
@@ -63,10 +65,11 @@ def test_study_folder_layout(thesis_study):
         for seed in range(SEEDS):
             run = root / "runs" / "idx-tiny" / f"{model}-seed{seed}"
             assert json.loads((run / "model.json").read_text())["status"] == "finished"
-            for name in ("measures.json", "codes.npz", "map.npz", "grids.npz"):
+            for name in ("measures.json", "codes.npz", "map.npz", "grids.npz", "expost.npz"):
                 assert (run / name).is_file(), name
             with np.load(run / "grids.npz", allow_pickle=False) as grids:  # what the report draws, decoded once
                 assert grids["reconstructions"].shape == (10, 28, 28) and grids["centroids"].shape == (3, 28, 28)
+                assert grids["expost"].shape == grids["prior"].shape == (12, 28, 28)
                 assert grids["perturbed"].shape == (4, 10, 28, 28) and list(grids["class_names"]) == ["0", "1", "2"]
     assert not list(root.rglob("*.tmp")), "temporary files left behind"
 
@@ -134,10 +137,22 @@ def test_compare_marks_the_best_model_per_row(thesis_study):
     (0.005, None, "With one seed the comparison has no interval"),
 ])
 def test_finding_sentence_follows_the_paired_interval(mean, ci, verdict):
-    question = load_study("thesis").finding
+    question = load_study("thesis").finding[0]
     sentence = finding_sentence(question, 0.12, 0.12 - mean, {"mean": mean, "ci": ci, "n": 3 if ci else 1})
     assert verdict in sentence and f"ae - vae = {mean:+.4f}" in sentence
     assert ("95% CI" in sentence) == (ci is not None)
+
+
+@pytest.mark.parametrize("mean,verdict", [
+    (40.0, "Experiment 3b: the AE does not generate as well as the VAE from its ex-post density"),
+    (-40.0, "Experiment 3b: the AE generates as well as the VAE from its ex-post density, and better"),
+    (5.0, "Experiment 3b: the AE generates as well as the VAE from its ex-post density; their Fréchet"),
+])
+def test_experiment_3b_is_the_thesis_study_s_second_finding(mean, verdict):
+    question = load_study("thesis").finding[1]
+    assert (question.a, question.b, question.measure) == ("ae", "vae", "expost_fd")  # lower is better
+    sentence = finding_sentence(question, 100.0 + mean, 100.0, {"mean": mean, "ci": 10.0, "n": 3})
+    assert sentence.startswith(verdict) and f"ae - vae = {mean:+.4f} ± 10.0000" in sentence
 
 
 KILL_SEED = 20261203  # the kill moments are seeded: the same moments on every run of the suite

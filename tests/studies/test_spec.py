@@ -97,6 +97,8 @@ def test_the_builtin_thesis_study_is_the_quick_profile_of_before():
     (lambda v: v.update(reference=[{"title": "t", "measure": "silhouette", "values": {"vae-z8": 0.1}},
                                    {"title": "u", "measure": "silhouette", "values": {"gan": 0.1}}]),
      "reference.1.values: 'gan' is not one"),
+    (lambda v: v.update(finding=[{"b": "vae-z8"}, {"a": "gan", "b": "vae-z8"}]), "finding.1.a: 'gan' is not one"),
+    (lambda v: v.update(finding={"a": "vae-z8", "b": "gan"}), "finding.b: 'gan' is not one"),
     (lambda v: v.update(reference={"title": "t", "measure": "silhouette", "values": {"vae-z8": 0.1},
                                    "fingerprints": ["not-a-sha256"]}), "should match pattern"),
 ])

@@ -79,7 +79,7 @@ def test_the_best_model_finding_is_against_the_reference_model(transductive_stud
                 "gmvae": {"0": {"silhouette": 0.32}, "1": {"silhouette": 0.28}},
                 "vade": {"0": {"silhouette": 0.27}, "1": {"silhouette": 0.31}},
                 "cvae": {"0": {"silhouette": 0.05}, "1": {"silhouette": 0.05}}}
-    sentence = best_model_sentence(spec, table, per_seed)
+    sentence = best_model_sentence(spec, spec.finding[0], table, per_seed)
     # gmvae - vae = 0.22, 0.18 -> mean 0.20 with a 95% CI of t(0.975, 1) * 0.02 / sqrt(2) * sqrt(2) = 12.706 * 0.02
     assert sentence.startswith("gmvae has the highest silhouette of the 4 models (0.3000 against 0.1000 for vae")
     assert f"+0.2000 ± {12.7062 * 0.02:.4f}" in sentence

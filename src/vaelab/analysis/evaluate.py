@@ -11,6 +11,9 @@ Groups (``vaelab evaluate --measures``):
 - ``likelihood``: negative ELBO and IWAE NLL on binarised test images (VAEs only)
 - ``generation``: Fréchet distance of prior samples to test images in the classifier's
   feature space, label entropy and confidence of the samples
+- ``expost``: the same of draws from the ex-post density, a Gaussian mixture fitted to the training
+  codes after training (:mod:`vaelab.analysis.expost`, Ghosh et al. 2020); the fitted mixture is
+  kept on the :class:`Evaluation` (saved as the run's ``expost.npz``)
 - ``perturbation``: classifier accuracy on decoded codes + noise, per noise scale
 - ``disentanglement``: BetaVAE and FactorVAE scores, MIG, DCI and SAP against the images'
   generating factors (only on data that knows them, e.g. ``dsprites``; skipped elsewhere), at
@@ -22,6 +25,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -30,6 +34,7 @@ from vaelab.analysis import generate, likelihood, measures
 from vaelab.analysis.disentanglement import disentanglement_measures
 from vaelab.analysis.embed import tsne_map
 from vaelab.analysis.encode import Codes, encode_split
+from vaelab.analysis.expost import ExPostDensity, fit_expost
 from vaelab.analysis.registry import (
     CLASSIFIER_GROUPS,
     GROUPS,
@@ -42,6 +47,7 @@ from vaelab.config import EvalSettings
 from vaelab.data.dataset import Dataset, to_tensor
 from vaelab.errors import ConfigError, notice
 from vaelab.models.base import INFERENCE_BATCH
+from vaelab.records import EXPOST_NPZ
 from vaelab.seeding import numpy_rng
 
 
@@ -63,6 +69,13 @@ class Evaluation:
     test_codes: Codes
     tsne: np.ndarray | None = None
     tsne_index: np.ndarray | None = None
+    expost: ExPostDensity | None = None  # the ex-post density (the expost group fits it)
+
+    def save_density(self, run_dir: Path) -> None:
+        """Write the ex-post density, where this evaluation fitted one, as the run's ``expost.npz`` (the
+        report's and the explorer's ex-post draws come from it)."""
+        if self.expost is not None:
+            self.expost.save(run_dir / EXPOST_NPZ)
 
 
 def parse_groups(text: str | None) -> tuple[str, ...]:
@@ -192,8 +205,16 @@ def _likelihood(c: Context) -> dict[str, float]:
 
 
 def _generation(c: Context) -> dict[str, float]:
-    n_classes = len(np.unique(c.test.labels))
-    return c.timed("generation", lambda: _prior_samples(c.model, c.classifier_reference, c.settings, c.seed, n_classes))
+    return c.timed("generation", lambda: _generated(
+        c, generate.prior_draws(c.model, c.settings.generation_samples, c.seed), "prior"))
+
+
+def _expost(c: Context) -> dict[str, float]:
+    density = c.timed("expost_fit", lambda: fit_expost(c.train_codes.mean, c.settings.expost_components, c.seed))
+    c.evaluation.expost = density
+    result = c.timed("expost", lambda: _generated(c, density.sample(c.settings.generation_samples, c.seed), "expost"))
+    return {**result, "expost_components": float(density.components),
+            "expost_log_likelihood": density.log_likelihood, "expost_converged": float(density.converged)}
 
 
 def _perturbation(c: Context) -> dict[str, float]:
@@ -214,8 +235,8 @@ def _disentanglement(c: Context) -> dict[str, float]:
 # Each group of the measure registry (vaelab.analysis.registry) and the function that computes it.
 GROUP_FUNCTIONS: dict[str, Callable[[Context], dict[str, float]]] = {
     "separation": _separation, "knn": _knn, "probe": _probe, "clustering": _clustering, "manifold": _manifold, "map": _map,
-    "health": _health, "likelihood": _likelihood, "generation": _generation, "perturbation": _perturbation,
-    "disentanglement": _disentanglement,
+    "health": _health, "likelihood": _likelihood, "generation": _generation, "expost": _expost,
+    "perturbation": _perturbation, "disentanglement": _disentanglement,
 }
 
 
@@ -283,12 +304,15 @@ def own_clusters(model, images_uint8: np.ndarray) -> np.ndarray:
                           for i in range(0, len(images), INFERENCE_BATCH)]).numpy()
 
 
-def _prior_samples(model, reference: Reference, settings: EvalSettings, seed: int, n_classes: int) -> dict[str, float]:
-    z = generate.prior_draws(model, settings.generation_samples, seed)
-    samples = generate.decode(model, z, generate.cycled_labels(len(z), n_classes))  # labels: read by a CVAE only
+def _generated(c: Context, z, source: str) -> dict[str, float]:
+    """The Fréchet distance of the decoded codes ``z`` to the test images, and their label entropy and
+    confidence, named ``{source}_*`` (a conditional model decodes them with the classes in turn)."""
+    reference = c.classifier_reference
+    n_classes = len(np.unique(c.test.labels))
+    samples = generate.decode(c.model, z, generate.cycled_labels(len(z), n_classes))  # labels: read by a CVAE only
     features, probabilities = reference.classifier.features_and_probabilities(to_tensor_float(samples))
-    return {"prior_fd": measures.frechet_distance(features, reference.test_features),
-            **{f"prior_{k}": v for k, v in measures.label_entropy(probabilities).items()}}
+    return {f"{source}_fd": measures.frechet_distance(features, reference.test_features),
+            **{f"{source}_{k}": v for k, v in measures.label_entropy(probabilities).items()}}
 
 
 def _perturbed(model, reference: Reference, test: Codes, settings: EvalSettings, seed: int) -> dict[str, float]:

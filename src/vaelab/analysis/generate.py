@@ -1,10 +1,11 @@
-"""Generations: from the prior, from class centroids, and from perturbed codes."""
+"""Generations: from the prior, from the ex-post density, from class centroids, and from perturbed codes."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from vaelab.analysis.expost import ExPostDensity
 from vaelab.models.base import INFERENCE_BATCH
 from vaelab.seeding import torch_generator
 
@@ -100,7 +101,8 @@ def per_cluster_draws(model, seed: int, n: int = N_PER_CLUSTER) -> np.ndarray | 
 
 
 def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.ndarray, seed: int,
-                 sigmas: tuple[float, ...], class_names: list[str]) -> dict[str, np.ndarray]:
+                 sigmas: tuple[float, ...], class_names: list[str],
+                 expost: ExPostDensity | None = None) -> dict[str, np.ndarray]:
     """What the report's image figures show for one run, decoded once so that the report only reads.
 
     ``originals``/``reconstructions``: the first test images and their decodings;
@@ -109,7 +111,8 @@ def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.n
     (len(sigmas), N_SHOWN, H, W) decoded codes plus noise; ``silhouettes``: each test
     code's silhouette (sklearn), for the per-class plots; ``class_names`` in label order;
     ``per_cluster`` (models with clusters or labels only): :func:`per_cluster_draws`;
-    ``traversal``/``traversal_dims``: :func:`traversals` from the first test image's code.
+    ``traversal``/``traversal_dims``: :func:`traversals` from the first test image's code;
+    ``expost`` (where the ex-post density was fitted): as many of its draws as ``prior``, decoded.
     """
     from sklearn.metrics import silhouette_samples
 
@@ -128,4 +131,6 @@ def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.n
         "traversal": traversal,
         "traversal_dims": traversal_dims,
         **({"per_cluster": clusters} if (clusters := per_cluster_draws(model, seed)) is not None else {}),
+        **({"expost": decode(model, expost.sample(N_PRIOR, seed), cycled_labels(N_PRIOR, len(class_names)))}
+           if expost is not None else {}),
     }

@@ -110,6 +110,19 @@ REGISTRY: tuple[Group, ...] = (
         Measure("prior_label_entropy", "label entropy of prior samples (1 = all classes)", +1),
         Measure("prior_label_confidence", "classifier confidence on prior samples", +1),
     ), needs=frozenset({"classifier"})),
+    Group("expost", "draws from a Gaussian mixture fitted to the training codes after training (ex-post density, "
+                    "Ghosh et al. 2020), through the feature classifier", (
+        Measure("expost_fd", "Fréchet distance of ex-post density samples to test images", -1, headline="ex-post FD",
+                column=5),
+        Measure("expost_label_entropy", "label entropy of ex-post density samples (1 = all classes)", +1),
+        Measure("expost_label_confidence", "classifier confidence on ex-post density samples", +1),
+        Measure("expost_components", "components of the ex-post mixture (capped at the distinct codes)", 0,
+                detail=True),
+        Measure("expost_log_likelihood", "mean log-density of the training codes under the ex-post mixture", 0,
+                detail=True),
+        Measure("expost_converged", "whether the ex-post mixture's EM converged (1) or stopped at 2,000 steps (0)",
+                0, detail=True),
+    ), needs=frozenset({"classifier", "train codes"})),
     Group("perturbation", "decoded test codes plus noise, through the feature classifier", (
         Measure("perturb_accuracy_s*", "classifier accuracy on decoded codes + noise, sigma {}", +1),
     ), needs=frozenset({"classifier"})),

@@ -20,6 +20,7 @@ import torch
 
 from vaelab import records
 from vaelab.analysis.encode import encode_images
+from vaelab.analysis.expost import ExPostDensity
 from vaelab.analysis.generate import class_centroids, cycled_labels, decode, prior_draws
 from vaelab.analysis.registry import HEADLINE, describe
 from vaelab.data.dataset import to_tensor
@@ -48,6 +49,7 @@ class Model:
     codes: np.ndarray  # posterior means of the shown test images (n, d), float64
     measures: dict[str, float]
     tsne: np.ndarray | None  # the saved t-SNE map of the shown images (n, 2), if the run has one
+    expost: ExPostDensity | None  # the ex-post density its evaluation fitted, if any
     pca_mean: np.ndarray = field(init=False)
     pca_axes: np.ndarray = field(init=False)  # (2, d): unit principal directions
     pca: np.ndarray = field(init=False)  # (n, 2): the codes' coordinates on them
@@ -99,6 +101,18 @@ def _saved_tsne(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     if len(index) == 0 or tsne.shape != (len(index), 2):
         return None
     return index, tsne
+
+
+def _saved_expost(run_dir: Path, latent: int) -> ExPostDensity | None:
+    """The run's ex-post density (``expost.npz``), or None where it has none (or a damaged one, or one of
+    another code size)."""
+    if not (run_dir / records.EXPOST_NPZ).is_file():
+        return None
+    try:
+        density = ExPostDensity.load(run_dir / records.EXPOST_NPZ)
+    except RunError:
+        return None
+    return density if density.latent == latent else None
 
 
 def find_runs(folders: list[str | Path], dataset: str | None = None) -> list[tuple[str, str, Path]]:
@@ -177,7 +191,7 @@ class Explorer:
             shown = tsne[1][:len(self.index)] if tsne is not None and np.array_equal(
                 tsne[0][:len(self.index)], self.index) else None
             self.models[key] = Model(key, label, run.run_dir, run.model, mean.astype(np.float64),
-                                     _measures(run.run_dir), shown)
+                                     _measures(run.run_dir), shown, _saved_expost(run.run_dir, mean.shape[1]))
         # torch runs one decode at a time: concurrent requests queue here instead of oversubscribing the cores
         self._lock = threading.Lock()
         self._umap: dict[str, np.ndarray] = {}
@@ -195,7 +209,7 @@ class Explorer:
             "models": [{
                 "key": m.key, "label": m.label, "run": str(m.run_dir), "latent": m.latent,
                 "objective": m.model.config.objective, "prior": m.model.config.prior,
-                "conditional": bool(m.model.conditional),
+                "conditional": bool(m.model.conditional), "expost": m.expost is not None,
                 "measures": {name: m.measures[name] for name in HEADLINE if name in m.measures},
                 "order": m.order, "order_by": m.order_by,
                 "range": [[float(lo), float(hi)] for lo, hi in zip(m.pca_mean - 3 * m.spread,
@@ -315,17 +329,27 @@ class Explorer:
         classes = [self.class_names[k] for k in np.unique(self.labels)]
         return {"sigma": sigma, "seed": seed, "classes": classes, "rows": rows}
 
-    def prior(self, keys: Any, seed: Any = 0, n: Any = 12) -> dict[str, Any]:
-        """``n`` draws from each model's prior on one seeded stream (the thesis's experiment 3), decoded;
-        models with the N(0, I) prior and one latent size decode the same draws."""
+    def prior(self, keys: Any, seed: Any = 0, n: Any = 12, source: Any = "prior") -> dict[str, Any]:
+        """``n`` draws on one seeded stream, decoded by each model: from its prior (``source`` "prior", the
+        thesis's experiment 3: models with the N(0, I) prior and one latent size decode the same draws) or
+        from its ex-post density (``"expost"``, experiment 3b: a Gaussian mixture fitted to its training
+        codes; ``missing`` names the models whose evaluation fitted none)."""
         seed = self._integer(seed, "seed", 0, 2**31 - 1)
         n = self._integer(n, "n", 1, MAX_IMAGES)
-        rows = {}
+        if source not in ("prior", "expost"):
+            raise BadRequest(f"source must be 'prior' or 'expost', not {str(source)[:40]!r}")
+        rows, missing = {}, []
         for m in self._models(keys):
-            with self._lock:
-                z = prior_draws(m.model, n, seed).numpy()
+            if source == "expost":
+                if m.expost is None:
+                    missing.append(m.label)
+                    continue
+                z = m.expost.sample(n, seed)
+            else:
+                with self._lock:
+                    z = prior_draws(m.model, n, seed).numpy()
             rows[m.key] = [data_uri(image) for image in self._decode(m, z, cycled_labels(n, len(self.class_names)))]
-        return {"seed": seed, "n": n, "rows": rows}
+        return {"seed": seed, "n": n, "source": source, "rows": rows, "missing": missing}
 
     # ----- helpers --------------------------------------------------------------------------------------
     def _decode(self, m: Model, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:

@@ -58,8 +58,7 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
                                                   "First test images and their reconstructions")
     drawn["centroids"] = figures.image_rows({label[k]: g["centroids"] for k, g in grids.items()},
                                             out / "centroids.png", "Decoded class centroids of the test codes", names)
-    drawn["prior"] = figures.image_rows({label[k]: g["prior"] for k, g in grids.items()}, out / "prior.png",
-                                        "Decoded prior draws (the same N(0, I) draws for models of one latent size)")
+    drawn["prior"] = figures.image_rows(_generation_rows(grids, label), out / "prior.png", _generation_title(grids))
     clustered = {f"{label[k]}: {c}": images for k, g in grids.items() if "per_cluster" in g
                  for c, images in enumerate(g["per_cluster"])}
     if clustered:
@@ -113,6 +112,25 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
     drawn["training"] = figures.curves(curves, out / "training.png", "Test reconstruction BCE per epoch (first seed)",
                                        "epoch", "BCE (nats per image)")
     return drawn
+
+
+def _generation_rows(grids: dict[str, dict], label: dict[str, str]) -> dict[str, np.ndarray]:
+    """Each model's decoded prior draws and, where its ex-post density was fitted, its ex-post draws below."""
+    if not any("expost" in g for g in grids.values()):
+        return {label[k]: g["prior"] for k, g in grids.items()}
+    rows = {}
+    for key, g in grids.items():
+        rows[f"{label[key]}: prior"] = g["prior"]
+        if "expost" in g:
+            rows[f"{label[key]}: ex-post"] = g["expost"]
+    return rows
+
+
+def _generation_title(grids: dict[str, dict]) -> str:
+    title = "Decoded prior draws (the same N(0, I) draws for models of one latent size)"
+    if any("expost" in g for g in grids.values()):
+        title += " and draws from each model's ex-post density (a GMM on its training codes)"
+    return title
 
 
 def interactive_map(root: Path, results: dict, dataset: str) -> dict | None:

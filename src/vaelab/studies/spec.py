@@ -138,13 +138,15 @@ class StudySpec(_Strict):
     evaluation: EvalSettings = Field(default_factory=EvalSettings)
     measures: list[str] = Field(default_factory=lambda: list(DEFAULT_GROUPS), min_length=1, description="measure groups")
     comparisons: list[ComparisonSpec] = Field(default_factory=list)
-    finding: FindingSpec | None = None
+    finding: list[FindingSpec] = Field(
+        default_factory=list, description="the study's questions, each answered in one sentence: one, or a list "
+                                          "(the first is the headline)")
     reference: list[ReferenceSpec] = Field(
         default_factory=list, description="published numbers beside the study's own: one, or a list (each shown "
                                           "for the data it is about)")
     panels: list[Literal["thesis"]] = Field(default_factory=list, description="study-specific report parts")
 
-    @field_validator("reference", mode="before")
+    @field_validator("reference", "finding", mode="before")
     @classmethod
     def _one_or_a_list(cls, value: Any) -> Any:
         if value is None:
@@ -209,10 +211,11 @@ class StudySpec(_Strict):
                 if getattr(comparison, side) not in self.models:
                     raise ValueError(f"comparisons.{i}.{side}: {getattr(comparison, side)!r} is not one of the "
                                      f"study's models ({', '.join(self.models)})")
-        if self.finding is not None:
-            for side in ("a", "b") if self.finding.a is not None else ("b",):
-                if getattr(self.finding, side) not in self.models:
-                    raise ValueError(f"finding.{side}: {getattr(self.finding, side)!r} is not one of the study's models")
+        for i, question in enumerate(self.finding):
+            for side in ("a", "b") if question.a is not None else ("b",):
+                if getattr(question, side) not in self.models:
+                    raise ValueError(f"{self._finding_where(i)}.{side}: {getattr(question, side)!r} is not one of "
+                                     "the study's models")
         for i, reference in enumerate(self.reference):
             for key in reference.values:
                 if key not in self.models:
@@ -223,13 +226,16 @@ class StudySpec(_Strict):
     def _measures_are_measured(self) -> None:
         """Every measure a comparison, the finding or the reference names exists and is in a measured group."""
         named = [(f"comparisons.{i}.measures", name) for i, c in enumerate(self.comparisons) for name in c.measures]
-        if self.finding is not None:
-            named.append(("finding.measure", self.finding.measure))
+        named += [(f"{self._finding_where(i)}.measure", question.measure) for i, question in enumerate(self.finding)]
         named += [(f"{self._reference_where(i)}.measure", reference.measure) for i, reference in enumerate(self.reference)]
         for where, name in named:
             problem = check_measure(name, self.measures)
             if problem:
                 raise ValueError(f"{where}: {problem}")
+
+    def _finding_where(self, index: int) -> str:
+        """Where a finding is in the study file: ``finding`` (one) or ``finding.N`` (a list)."""
+        return "finding" if len(self.finding) == 1 else f"finding.{index}"
 
     def _reference_where(self, index: int) -> str:
         """Where a reference is in the study file: ``reference`` (one) or ``reference.N`` (a list)."""

@@ -34,7 +34,7 @@ from vaelab.hardware import Resolved, keep_recorded_precision, resolve
 from vaelab.io import atomic_write, folder_lock, remove_stale_temporaries, write_json
 from vaelab.studies.cells import Cell, Job, measures_current, study_data
 from vaelab.studies.executors import ExecutorOptions, make_executor
-from vaelab.studies.spec import StudySpec, load_study
+from vaelab.studies.spec import FindingSpec, StudySpec, load_study
 from vaelab.version import __version__
 
 
@@ -201,7 +201,7 @@ def aggregate(spec: StudySpec, cells: list[Cell], root: Path, hardware: Resolved
             "aggregate": table,
             "paired": paired,
             "classifier": dict(sorted(classifiers.items(), key=lambda item: int(item[0]))),
-            "finding": finding(spec, table, per_seed),
+            **findings(spec, table, per_seed),
             "runs": runs,
             "contents": sorted(contents),
         }
@@ -244,13 +244,18 @@ def summary(spec: StudySpec) -> dict[str, Any]:
     }
 
 
-def finding(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) -> str | None:
-    """The study's question answered in one sentence (None without a ``finding:`` or its numbers)."""
-    question = spec.finding
-    if question is None:
-        return None
+def findings(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) -> dict[str, Any]:
+    """The study's questions answered: ``finding``, the first (the headline; None without a ``finding:`` or its
+    numbers), and ``further_findings``, the sentences of the others that have their numbers."""
+    sentences = [finding(spec, question, table, per_seed) for question in spec.finding]
+    return {"finding": sentences[0] if sentences else None,
+            "further_findings": [sentence for sentence in sentences[1:] if sentence]}
+
+
+def finding(spec: StudySpec, question: FindingSpec, table: dict[str, dict[str, dict]], per_seed: dict) -> str | None:
+    """One of the study's questions answered in one sentence (None without its numbers)."""
     if question.a is None:  # "which model is best by the measure?", against b
-        return best_model_sentence(spec, table, per_seed)
+        return best_model_sentence(spec, question, table, per_seed)
     a_cell, b_cell = table[question.a].get(question.measure), table[question.b].get(question.measure)
     if not a_cell or not b_cell or a_cell["mean"] is None or b_cell["mean"] is None:
         return None
@@ -258,12 +263,10 @@ def finding(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) 
     return finding_sentence(question, a_cell["mean"], b_cell["mean"], difference)
 
 
-def best_model_sentence(spec: StudySpec, table: dict[str, dict[str, dict]], per_seed: dict) -> str | None:
+def best_model_sentence(spec: StudySpec, question: FindingSpec, table: dict[str, dict[str, dict]],
+                        per_seed: dict) -> str | None:
     """Which model has the best mean ``measure`` (its direction from the measure's description), and its
     paired difference against the finding's ``b``; the runner-up is named when it is within the noise."""
-    question = spec.finding
-    if question is None:
-        return None
     measure, b = question.measure, question.b
     sign = describe(measure)[1] or 1
     means = {model: cells[measure]["mean"] for model, cells in table.items()
