@@ -22,11 +22,13 @@ def run_label(config) -> str:
     model = config.model
     weight = model.weight()
     usual = type(model).model_fields[weight[0]].default if weight else None
-    for name, settings in PRESETS.items():
-        if all(getattr(model, key) == settings[key] for key in PRESET_KEYS):
-            label = name
-            usual = settings.get(weight[0], usual) if weight else None
-            break
+    matching = [name for name, settings in PRESETS.items()
+                if all(getattr(model, key) == settings[key] for key in PRESET_KEYS)]
+    if matching:  # the preset that names most of the run's other settings (rae-gp over rae), else the first
+        label = max(matching, key=lambda name: sum(getattr(model, key, None) == value
+                                                   for key, value in PRESETS[name].items()
+                                                   if key not in PRESET_KEYS and (not weight or key != weight[0])))
+        usual = PRESETS[label].get(weight[0], usual) if weight else None
     else:
         label = f"{model.encoder}/{model.decoder}/{model.objective}"
         if model.learned_prior():

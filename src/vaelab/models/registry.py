@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 from pydantic.fields import FieldInfo
 
-from vaelab.models import ae, btcvae, cvae, factorvae, gmvae, infovae, iwae, vade, vae, wae
+from vaelab.models import ae, btcvae, cvae, factorvae, gmvae, infovae, iwae, rae, vade, vae, wae
 from vaelab.models.base import ModelModule, ModelSettings, Objective
 
 MODELS: dict[str, ModelModule] = {
@@ -26,6 +26,7 @@ MODELS: dict[str, ModelModule] = {
     "factorvae": factorvae,
     "wae": wae,
     "infovae": infovae,
+    "rae": rae,
 }
 
 # Each module's named presets, in the order of MODELS (each names the settings that make it what it is,
