@@ -70,7 +70,7 @@ def test_every_number_in_the_report_equals_results_json(thesis_study):
     markdown = (root / "report.md").read_text()
     assert only_part(results)["finding"] in markdown
     for sentence in only_part(results)["further_findings"]:  # experiment 3b: a finding of its own
-        assert sentence in markdown and sentence in (root / "report.html").read_text()
+        assert sentence in markdown and sentence.replace("'", "&#39;") in (root / "report.html").read_text()
     assert "Rows marked ex-post" in (root / "report.html").read_text()
     assert fmt(only_part(results)["aggregate"]["vae"]["silhouette"]["mean"]) in markdown
 
@@ -121,6 +121,7 @@ def test_published_numbers_are_shown_beside_the_data_they_are_about(thesis_study
     about_other = {"title": "Numbers about other data", "measure": "silhouette", "values": {"ae": 0.5},
                    "fingerprints": ["c" * 64]}
     html, markdown = _report_with_references(root, tmp_path / "two", [about_other, about_it])
+    html = html.replace("&#39;", "'")  # the HTML escapes the study's text
     for page in (html, markdown):
         assert "Numbers about this folder's data" in page and "transductive, every image, one run" in page
         assert "Numbers about other data" not in page
@@ -128,6 +129,21 @@ def test_published_numbers_are_shown_beside_the_data_they_are_about(thesis_study
     # a results.json of before, with one reference as a mapping, is still drawn
     html, markdown = _report_with_references(root, tmp_path / "one", dict(about_it, fingerprints=None))
     assert 'data-key="study.reference.values.ae">0.2500<' in html and "Numbers about this folder's data" in markdown
+
+
+def test_text_from_the_study_file_is_escaped_in_the_html_report(thesis_study, tmp_path):
+    root, _ = thesis_study
+    out = tmp_path / "hostile"
+    shutil.copytree(root, out)
+    results = json.loads((out / "results.json").read_text())
+    results["study"]["models"]["ae"]["label"] = "<script>alert(1)</script>"
+    results["study"]["title"] = "A & B <i>"
+    (out / "results.json").write_text(json.dumps(results))
+    assert run_cli("report", str(out)).returncode == 0
+    html = (out / "report.html").read_text()
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<h1>A &amp; B &lt;i&gt;</h1>" in html
+    assert "# A & B <i>" in (out / "report.md").read_text()  # Markdown is text: not HTML-escaped
 
 
 def test_report_command_on_a_folder_without_results(tmp_path):

@@ -215,7 +215,7 @@ def render(results: dict, images: dict[str, dict[str, str]], maps: dict[str, dic
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(loader=PackageLoader("vaelab", "report/templates"),
-                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+                      autoescape=select_autoescape(["html", "html.j2"]), trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
     env.filters["fmt_ci"] = fmt_ci
     study = results["study"]
