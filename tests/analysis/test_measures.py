@@ -68,6 +68,21 @@ def test_knn_accuracy_matches_a_brute_force_vote(blobs):
     assert result["knn5_accuracy"] == pytest.approx((votes == labels[400:]).mean())
 
 
+def test_knn_on_the_same_points_leaves_each_one_out(blobs):
+    codes, labels = blobs
+    codes, labels = codes[:300], labels[:300]
+    result = measures.knn_accuracy(codes, labels, codes, labels, ks=(1, 5), same_points=True)
+    distances = ((codes[:, None, :] - codes[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(distances, np.inf)  # leave-one-out by hand: a point is never its own neighbour
+    for k in (1, 5):
+        nearest = np.argsort(distances, axis=1, kind="stable")[:, :k]
+        votes = np.array([np.bincount(labels[row], minlength=4).argmax() for row in nearest])
+        assert result[f"knn{k}_accuracy"] == pytest.approx((votes == labels).mean())
+    # without leaving itself out, 1-NN on the same points is its own label: always right
+    assert measures.knn_accuracy(codes, labels, codes, labels, ks=(1,))["knn1_accuracy"] == 1.0
+    assert result["knn1_accuracy"] < 1.0
+
+
 def test_linear_probe_separates_separable_codes():
     codes, labels = make_blobs(n_samples=300, centers=3, n_features=4, cluster_std=0.3, random_state=1)
     result = measures.linear_probe(codes[:200], labels[:200], codes[200:], labels[200:])

@@ -50,12 +50,23 @@ def calinski_harabasz(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]
 
 
 def knn_accuracy(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray,
-                 test_labels: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> dict[str, float]:
-    """k-nearest-neighbour accuracy: train codes are the reference set, test codes are queried."""
+                 test_labels: np.ndarray, ks: tuple[int, ...] = (5, 10), same_points: bool = False) -> dict[str, float]:
+    """k-nearest-neighbour accuracy: train codes are the reference set, test codes are queried.
+
+    ``same_points``: the two sets are the same images (the transductive protocol), so each query leaves
+    itself out (leave-one-out k-NN): otherwise every code would find itself at distance 0 among its own
+    neighbours and vote for its own label.
+    """
     result = {}
     for k in ks:
         classifier = KNeighborsClassifier(n_neighbors=k).fit(train_codes, train_labels)
-        result[f"knn{k}_accuracy"] = float(classifier.score(test_codes, test_labels))
+        if not same_points:
+            result[f"knn{k}_accuracy"] = float(classifier.score(test_codes, test_labels))
+            continue
+        _, neighbours = classifier.kneighbors(n_neighbors=k)  # no query points: each fitted point, itself left out
+        counts = np.stack([(train_labels[neighbours] == c).sum(1) for c in classifier.classes_], axis=1)
+        votes = classifier.classes_[np.argmax(counts, axis=1)]  # a tie goes to the smallest label, as predict()
+        result[f"knn{k}_accuracy"] = float((votes == test_labels).mean())
     return result
 
 
