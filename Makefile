@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 run: $(STAMP)  ## the thesis study end to end (quick profile, mnist-5k), report in $(OUT)/
 	$(VENV)/bin/vaelab reproduce --out $(OUT)
 
-test: $(STAMP)  ## the default suite (about 3 minutes on 2 AVX-512 cores, 5 on AVX2: one pytest-xdist worker per core)
+test: $(STAMP)  ## the default suite (about 3 minutes on 2 cores: one pytest-xdist worker per core)
 	$(PY) -m pytest -q -n auto --dist worksteal
 
 test-slow: $(STAMP)  ## end-to-end tests that train real models (CI runs them too)
