@@ -47,6 +47,7 @@ def test_class_names_come_from_each_set_s_own_module():
     assert fashion.class_names[0] == "T-shirt" and len(fashion.class_names) == 10
     data = registry.load_dataset("dsprites:200")
     assert registry.transductive(data).class_names == data.class_names
+    assert registry.transductive(data).splits_are_one and not data.splits_are_one  # k-NN leaves each code out
 
 
 def _examples_digest(images, labels) -> str:

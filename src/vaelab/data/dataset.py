@@ -99,6 +99,11 @@ class Dataset:
             digest.update(array.tobytes())
         return digest.hexdigest()
 
+    @property
+    def splits_are_one(self) -> bool:
+        """Whether the train and test splits are the same images (the transductive protocol: one array)."""
+        return self.test_images is self.train_images
+
     @functools.cached_property
     def content_fingerprint(self) -> str:
         """SHA-256 of the set of (image, label) examples, whatever their split and order: the same for every seed
@@ -106,7 +111,7 @@ class Dataset:
         folder holding MNIST's test split is MNIST-test, wherever it lies)."""
         examples: set[bytes] = set()
         splits = [(self.train_images, self.train_labels)]
-        if self.test_images is not self.train_images:  # the transductive protocol's two splits are one array
+        if not self.splits_are_one:
             splits.append((self.test_images, self.test_labels))
         for images, labels in splits:
             images = np.ascontiguousarray(images)

@@ -106,9 +106,7 @@ def _saved_tsne(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
 def _saved_expost(run_dir: Path, latent: int) -> ExPostDensity | None:
     """The run's ex-post density (``expost.npz``), or None where it has none (or a damaged one, or one of
     another code size)."""
-    if not (run_dir / records.EXPOST_NPZ).is_file():
-        return None
-    try:
+    try:  # a missing file is a RunError too
         density = ExPostDensity.load(run_dir / records.EXPOST_NPZ)
     except RunError:
         return None
