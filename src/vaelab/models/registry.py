@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 from pydantic.fields import FieldInfo
 
-from vaelab.models import ae, btcvae, cvae, factorvae, gmvae, infovae, iwae, rae, vade, vae, wae
+from vaelab.models import ae, btcvae, cvae, dipvae, factorvae, gmvae, infovae, iwae, rae, vade, vae, wae
 from vaelab.models.base import ModelModule, ModelSettings, Objective
 
 MODELS: dict[str, ModelModule] = {
@@ -24,6 +24,7 @@ MODELS: dict[str, ModelModule] = {
     "gmvae": gmvae,
     "cvae": cvae,
     "factorvae": factorvae,
+    "dipvae": dipvae,
     "wae": wae,
     "infovae": infovae,
     "rae": rae,
