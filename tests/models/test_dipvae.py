@@ -25,7 +25,6 @@ def _numpy_penalty(covariance: np.ndarray, lambda_od: float, lambda_d: float) ->
 def test_the_penalty_and_covariance_match_numpy():
     rng = np.random.default_rng(0)
     means = rng.normal(size=(50, 4)) @ rng.normal(size=(4, 4))  # correlated dimensions
-    variances = rng.uniform(0.1, 2.0, size=(50, 4))
     cov_means = np.cov(means, rowvar=False, bias=True)  # the biased covariance, as disentanglement_lib's
     torch.testing.assert_close(covariance_of_means(torch.tensor(means)), torch.tensor(cov_means))
     for lambda_od, lambda_d in [(1.0, 1.0), (10.0, 100.0), (0.0, 3.0)]:
