@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from vaelab.models import base
+from vaelab.models.adversarial import Discriminator, discriminator_loss, fixed_logits, param_groups
 
 
 class Settings(base.ModelSettings):
@@ -33,23 +33,6 @@ class Settings(base.ModelSettings):
 
     def divergence_advice(self) -> str:
         return f" or --gamma below {self.gamma:g}" if self.gamma > 1 else ""
-
-
-class Discriminator(torch.nn.Module):
-    """FactorVAE's discriminator (Kim & Mnih 2018): 6 layers of 1,000 units, LeakyReLU(0.2), 2 logits
-    (a code from q(z), or one with its dimensions shuffled across the batch)."""
-
-    def __init__(self, latent: int, width: int = 1000, layers: int = 6):
-        super().__init__()
-        parts: list[torch.nn.Module] = []
-        size = latent
-        for _ in range(layers):
-            parts += [torch.nn.Linear(size, width), torch.nn.LeakyReLU(0.2)]
-            size = width
-        self.net = torch.nn.Sequential(*parts, torch.nn.Linear(size, 2))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
 
 
 def permute_dimensions(z: torch.Tensor, noise: torch.Generator | None) -> torch.Tensor:
@@ -79,10 +62,7 @@ class Objective(base.Objective):
         model.discriminator = Discriminator(self.settings.latent)
 
     def param_groups(self, model):
-        own = list(model.discriminator.parameters())
-        mine = {id(p) for p in own}
-        return [{"params": [p for p in model.parameters() if id(p) not in mine]},
-                {"params": own, "lr": 1e-4, "betas": (0.5, 0.9)}]
+        return param_groups(model, [model.discriminator], lr=1e-4, betas=(0.5, 0.9))
 
     def __call__(self, model, x: torch.Tensor, target: torch.Tensor, noise: torch.Generator | None = None,
                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -94,14 +74,9 @@ class Objective(base.Objective):
         if half == 0:  # a batch of one image has nothing to shuffle against
             zero = recon.new_zeros(())
             return {"loss": recon + kl, "recon": recon, "kl": kl, "tc": zero, "discriminator": zero}
-        discriminator = model.discriminator
-        fixed = {name: p.detach() for name, p in discriminator.named_parameters()}
-        log_odds = torch.func.functional_call(discriminator, fixed, (z[:half],)).float()
+        log_odds = fixed_logits(model.discriminator, z[:half])
         tc = (log_odds[:, 0] - log_odds[:, 1]).mean()
-        real, shuffled = z[:half].detach(), permute_dimensions(z[half:].detach(), noise)
-        logits = discriminator(torch.cat([real, shuffled])).float()
-        truth = torch.cat([torch.zeros(half, dtype=torch.long), torch.ones(len(z) - half, dtype=torch.long)])
-        d_loss = F.cross_entropy(logits, truth.to(logits.device))
+        d_loss = discriminator_loss(model.discriminator, z[:half], permute_dimensions(z[half:].detach(), noise))
         return {"loss": recon + kl + self.settings.gamma * tc + d_loss, "recon": recon, "kl": kl, "tc": tc,
                 "discriminator": d_loss}
 
