@@ -6,7 +6,7 @@ import pytest
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from vaelab.analysis.expost import MAX_ITER, TOLERANCE, ExPostDensity, fit_expost
+from vaelab.analysis.expost import MAX_ITER, TOLERANCE, CategoricalExPost, ExPostDensity, fit_expost, load_expost
 from vaelab.errors import RunError
 from vaelab.seeding import derive_seed
 
@@ -94,3 +94,57 @@ def test_the_file_round_trips_and_refuses_damage(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(RunError, match="damaged"):
         ExPostDensity.load(tmp_path / "junk.npz")
+
+
+# --- a quantised code's ex-post density: a categorical per position over the codebook (the VQ-VAE's) ---------------
+
+CODEBOOK = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+
+
+def _quantised_codes() -> np.ndarray:
+    # 2 positions: the first takes vectors 0, 0, 1, 2 (frequencies 1/2, 1/4, 1/4), the second always 2
+    first = CODEBOOK[[0, 0, 1, 2]]
+    second = CODEBOOK[[2, 2, 2, 2]]
+    return np.concatenate([first, second], axis=1)
+
+
+def test_the_categorical_is_each_position_s_index_frequencies():
+    density = fit_expost(_quantised_codes(), 10, seed=0, codebook=CODEBOOK)
+    assert isinstance(density, CategoricalExPost)
+    np.testing.assert_allclose(density.probabilities, [[0.5, 0.25, 0.25], [0.0, 0.0, 1.0]])
+    assert density.latent == 4 and density.components == 3
+    # the mean log-probability of the training codes, by hand: position 2 is certain
+    expected = np.mean([np.log(0.5), np.log(0.5), np.log(0.25), np.log(0.25)])
+    assert density.log_likelihood == pytest.approx(expected)
+
+
+def test_the_categorical_s_draws_follow_its_frequencies_and_repeat_with_their_seed():
+    density = fit_expost(_quantised_codes(), 10, seed=0, codebook=CODEBOOK)
+    draws = density.sample(20000, seed=3)
+    assert draws.shape == (20000, 4) and draws.dtype == np.float32
+    first = [np.mean(np.all(draws[:, :2] == vector, axis=1)) for vector in CODEBOOK]
+    np.testing.assert_allclose(first, [0.5, 0.25, 0.25], atol=0.01)
+    assert np.all(draws[:, 2:] == CODEBOOK[2])
+    np.testing.assert_array_equal(density.sample(50, seed=3), draws[:50])
+
+
+def test_the_categorical_s_file_round_trips_and_refuses_damage(tmp_path):
+    density = fit_expost(_quantised_codes(), 10, seed=0, codebook=CODEBOOK)
+    density.save(tmp_path / "expost.npz")
+    again = load_expost(tmp_path / "expost.npz")
+    assert isinstance(again, CategoricalExPost)
+    np.testing.assert_array_equal(again.sample(30, seed=1), density.sample(30, seed=1))
+    mixture = fit_expost(three_blobs(), 3, seed=0)  # the other kind is read by the same function
+    mixture.save(tmp_path / "mixture.npz")
+    assert isinstance(load_expost(tmp_path / "mixture.npz"), ExPostDensity)
+    np.savez(tmp_path / "bad.npz", codebook=CODEBOOK, probabilities=np.array([[0.5, 0.6, 0.0]]), log_likelihood=0.0)
+    with pytest.raises(RunError, match="damaged or not an ex-post density"):
+        load_expost(tmp_path / "bad.npz")  # frequencies that do not sum to 1
+    np.savez(tmp_path / "shape.npz", codebook=CODEBOOK, probabilities=np.array([[0.5, 0.5]]), log_likelihood=0.0)
+    with pytest.raises(RunError, match="damaged"):
+        load_expost(tmp_path / "shape.npz")  # two frequencies for three vectors
+
+
+def test_the_categorical_refuses_codes_that_are_not_whole_positions():
+    with pytest.raises(ValueError, match="codes"):
+        fit_expost(np.zeros((4, 3)), 10, seed=0, codebook=CODEBOOK)

@@ -279,3 +279,19 @@ def test_manifold_clustering_is_n2d_s_recipe_and_finds_separated_clusters():
     assert measures.manifold_clustering(separated, classes) == {"n2d_nmi": 1.0, "n2d_ari": 1.0, "n2d_accuracy": 1.0}
     few = measures.manifold_clustering(separated[:15], classes[:15])  # fewer codes than N2D's 20 neighbours
     assert all(np.isfinite(v) for v in few.values())
+
+
+def test_majority_accuracy_hand_computed_case_and_against_a_contingency_table():
+    from sklearn.metrics.cluster import contingency_matrix
+
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    clusters = np.array([7, 7, 3, 3, 3, 9, 9, 9])  # 7: {0, 0}; 3: {0, 1, 1}; 9: {2, 2, 2}
+    assert measures.majority_accuracy(labels, clusters) == pytest.approx(7 / 8)
+    # more clusters than classes: each may take the same class (Hungarian counts the extra ones wrong)
+    split = np.array([0, 1, 2, 3, 3, 4, 4, 5])
+    assert measures.majority_accuracy(labels, split) == 1.0
+    assert measures.clustering_accuracy(labels, split) < 1.0
+    rng = np.random.default_rng(0)
+    labels, clusters = rng.integers(0, 10, 500), rng.integers(0, 16, 500)
+    expected = contingency_matrix(clusters, labels).max(axis=1).sum() / 500
+    assert measures.majority_accuracy(labels, clusters) == pytest.approx(expected)

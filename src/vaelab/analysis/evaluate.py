@@ -34,7 +34,7 @@ from vaelab.analysis import generate, likelihood, measures
 from vaelab.analysis.disentanglement import disentanglement_measures
 from vaelab.analysis.embed import tsne_map
 from vaelab.analysis.encode import Codes, encode_split
-from vaelab.analysis.expost import ExPostDensity, fit_expost
+from vaelab.analysis.expost import ExPost, fit_expost
 from vaelab.analysis.registry import (
     CLASSIFIER_GROUPS,
     GROUPS,
@@ -69,7 +69,7 @@ class Evaluation:
     test_codes: Codes
     tsne: np.ndarray | None = None
     tsne_index: np.ndarray | None = None
-    expost: ExPostDensity | None = None  # the ex-post density (the expost group fits it)
+    expost: ExPost | None = None  # the ex-post density (the expost group fits it)
 
     def save_density(self, run_dir: Path) -> None:
         """Write the ex-post density, where this evaluation fitted one, as the run's ``expost.npz`` (the
@@ -166,8 +166,8 @@ def _probe(c: Context) -> dict[str, float]:
 def _clustering(c: Context) -> dict[str, float]:
     result = c.timed("clustering", lambda: measures.clustering(c.codes, c.test.labels, c.seed))
     if c.model.has_clusters:  # a mixture prior or a categorical y: the model's own clusters
-        result.update(c.timed("own_clustering", lambda: measures.cluster_scores(
-            c.test.labels, own_clusters(c.model, c.data.test_images), "own")))
+        result.update(c.timed("own_clustering", lambda: own_cluster_scores(c.model, c.data.test_images,
+                                                                          c.test.labels)))
     return result
 
 
@@ -194,6 +194,7 @@ def _health(c: Context) -> dict[str, float]:
     elif logvar is not None:  # a learned prior's KL does not split by dimension: its total, by Monte Carlo
         health.update(c.timed("kl", lambda: likelihood.kl_monte_carlo(c.model, images, c.seed, labels)))
     health.update(measures.active_units(test.mean))
+    health.update(c.model.objective.code_measures(c.model, test.mean))
     return health
 
 
@@ -211,7 +212,8 @@ def _generation(c: Context) -> dict[str, float]:
 
 
 def _expost(c: Context) -> dict[str, float]:
-    density = c.timed("expost_fit", lambda: fit_expost(c.train_codes.mean, c.settings.expost_components, c.seed))
+    density = c.timed("expost_fit", lambda: fit_expost(c.train_codes.mean, c.settings.expost_components, c.seed,
+                                                        c.model.objective.codebook(c.model)))
     c.evaluation.expost = density
     result = c.timed("expost", lambda: _generated(c, density.sample(c.settings.generation_samples, c.seed), "expost"))
     return {**result, "expost_components": float(density.components),
@@ -293,6 +295,13 @@ def factor_codes(model, data: Dataset, test: Codes, settings: EvalSettings, seed
         chunk = factors[start:start + GRID_CHUNK]
         means.append(encode_split(model, grid.render(chunk), chunk[:, grid.label_factor]).mean)
     return np.concatenate(means).astype(np.float64), factors
+
+
+def own_cluster_scores(model, images_uint8: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The model's own clusters against the classes: NMI, ARI, Hungarian and majority accuracy (``own_*``)."""
+    clusters = own_clusters(model, images_uint8)
+    return {**measures.cluster_scores(labels, clusters, "own"),
+            "own_majority_accuracy": measures.majority_accuracy(labels, clusters)}
 
 
 def own_clusters(model, images_uint8: np.ndarray) -> np.ndarray:

@@ -13,6 +13,9 @@ reads); the mixture's random state comes from the stream ``(seed, "expost-fit")`
 stream ``(seed, "expost", latent)``, a component per draw by its weight, then its Gaussian through the
 covariance's Cholesky factor, so draws are in random component order (scikit-learn's ``sample`` groups
 them by component) and the same seed gives the same draws. K is capped at the number of distinct codes.
+
+A quantised code (the VQ-VAE's) is not a density's support: its ex-post density is a categorical per
+position over its codebook's vectors, the training codes' index frequencies (:class:`CategoricalExPost`).
 """
 
 from __future__ import annotations
@@ -100,9 +103,90 @@ def _check(density: ExPostDensity) -> None:
     np.linalg.cholesky(density.covariances)
 
 
-def fit_expost(codes: np.ndarray, components: int, seed: int) -> ExPostDensity:
-    """Fit the ex-post mixture to ``codes`` (N, d): Ghosh et al.'s settings, ``components`` capped at the
-    number of distinct codes, the random state from ``(seed, "expost-fit")``."""
+@dataclass(frozen=True)
+class CategoricalExPost:
+    """The ex-post density of a quantised code (the VQ-VAE's): one categorical per position over the
+    ``codebook``'s K vectors (K, D), ``probabilities`` (P, K) the training codes' index frequencies, and the
+    mean ``log_likelihood`` per code of those codes. Positions are drawn independently (the paper fits a
+    PixelCNN, which models their dependence)."""
+
+    codebook: np.ndarray
+    probabilities: np.ndarray
+    log_likelihood: float
+    converged: bool = True  # a frequency count has no iterations to converge
+    iterations: int = 0
+
+    @property
+    def components(self) -> int:
+        """The codebook vectors the training codes use (at any position)."""
+        return int((self.probabilities > 0).any(axis=0).sum())
+
+    @property
+    def latent(self) -> int:
+        """d = positions x D, the code size."""
+        return int(self.probabilities.shape[0] * self.codebook.shape[1])
+
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        """``n`` codes (float32 (n, d)) on the stream ``(seed, "expost", d)``: each position's vector drawn by
+        its frequency."""
+        rng = numpy_rng(seed, "expost", self.latent)
+        indices = np.stack([rng.choice(len(self.codebook), size=n, p=p / p.sum()) for p in self.probabilities], 1)
+        return self.codebook[indices].reshape(n, -1).astype(np.float32)
+
+    def save(self, path: str | Path) -> None:
+        """Write the codebook and frequencies as an NPZ of plain arrays (no pickle), atomically."""
+        write_npz(path, codebook=self.codebook, probabilities=self.probabilities,
+                  log_likelihood=np.asarray(self.log_likelihood))
+
+
+# Either kind of ex-post density: the Gaussian mixture, or a quantised code's categorical
+ExPost = ExPostDensity | CategoricalExPost
+
+
+def load_expost(path: str | Path) -> ExPost:
+    """Read an ex-post density written by either kind's ``save``; a missing, damaged or inconsistent file is
+    a one-line :class:`RunError`."""
+    saved = read_npz(Path(path))
+    if "probabilities" not in saved:
+        return ExPostDensity.load(path)
+    try:
+        density = CategoricalExPost(np.asarray(saved["codebook"], dtype=np.float64),
+                                    np.asarray(saved["probabilities"], dtype=np.float64),
+                                    float(saved["log_likelihood"]))
+        k, _ = density.codebook.shape
+        p = density.probabilities
+        if p.ndim != 2 or p.shape[1] != k or not np.isfinite(p).all() or (p < 0).any() or not np.isfinite(
+                density.codebook).all() or not np.allclose(p.sum(1), 1.0, atol=1e-6):
+            raise ValueError("values")
+    except (KeyError, TypeError, ValueError):
+        raise RunError(f"{path} is damaged or not an ex-post density: evaluate the run again "
+                       "(`vaelab evaluate RUN_DIR --measures expost`)") from None
+    return density
+
+
+def fit_categorical(codes: np.ndarray, codebook: np.ndarray) -> CategoricalExPost:
+    """The categorical per position of quantised ``codes`` (N, P x D) over ``codebook`` (K, D): each position's
+    index frequencies (each code's vector is its nearest codebook vector)."""
+    codes, codebook = np.asarray(codes, dtype=np.float64), np.asarray(codebook, dtype=np.float64)
+    k, dim = codebook.shape
+    if codes.ndim != 2 or len(codes) == 0 or codes.shape[1] % dim:
+        raise ValueError(f"the ex-post categorical needs codes (N, P x {dim}) with N > 0, not shape {codes.shape}")
+    flat = codes.reshape(-1, dim)
+    distances = (flat ** 2).sum(1)[:, None] - 2.0 * flat @ codebook.T + (codebook ** 2).sum(1)[None, :]
+    indices = distances.argmin(1).reshape(len(codes), -1)  # (N, P)
+    counts = np.stack([np.bincount(column, minlength=k) for column in indices.T]).astype(np.float64)
+    probabilities = counts / len(codes)
+    log_p = np.log(probabilities[np.arange(indices.shape[1])[None, :], indices])
+    return CategoricalExPost(codebook, probabilities, float(log_p.sum(1).mean()))
+
+
+def fit_expost(codes: np.ndarray, components: int, seed: int,
+               codebook: np.ndarray | None = None) -> ExPost:
+    """Fit the ex-post density to ``codes`` (N, d): the Gaussian mixture with Ghosh et al.'s settings,
+    ``components`` capped at the number of distinct codes, the random state from ``(seed, "expost-fit")``;
+    or, for a quantised code (``codebook`` given, the VQ-VAE's), the categorical per position."""
+    if codebook is not None:
+        return fit_categorical(codes, codebook)
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
     from threadpoolctl import threadpool_limits

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vaelab.analysis.expost import ExPostDensity
+from vaelab.analysis.expost import ExPost
 from vaelab.models.base import INFERENCE_BATCH
 from vaelab.seeding import torch_generator
 
@@ -102,7 +102,7 @@ def per_cluster_draws(model, seed: int, n: int = N_PER_CLUSTER) -> np.ndarray | 
 
 def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.ndarray, seed: int,
                  sigmas: tuple[float, ...], class_names: list[str],
-                 expost: ExPostDensity | None = None) -> dict[str, np.ndarray]:
+                 expost: ExPost | None = None) -> dict[str, np.ndarray]:
     """What the report's image figures show for one run, decoded once so that the report only reads.
 
     ``originals``/``reconstructions``: the first test images and their decodings;

@@ -97,6 +97,17 @@ def clustering_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     return float(counts[rows, cols].sum() / len(labels))
 
 
+def majority_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Accuracy when each cluster is labelled by its most frequent class (many-to-one: several clusters may
+    share a class; cluster purity). The score of models with more clusters than classes, where a one-to-one
+    matching must count every extra cluster wrong (e.g. Makhzani et al.'s 16- and 30-cluster AAEs)."""
+    _, cluster_index = np.unique(clusters, return_inverse=True)
+    _, class_index = np.unique(labels, return_inverse=True)
+    counts = np.zeros((cluster_index.max() + 1, class_index.max() + 1), dtype=np.int64)
+    np.add.at(counts, (cluster_index, class_index), 1)
+    return float(counts.max(axis=1).sum() / len(labels))
+
+
 def clustering(codes: np.ndarray, labels: np.ndarray, seed: int = 0) -> dict[str, float]:
     """k-means and a Gaussian mixture (k = number of classes) on the codes: NMI, ARI, accuracy."""
     k = len(np.unique(labels))

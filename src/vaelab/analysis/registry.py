@@ -79,6 +79,8 @@ REGISTRY: tuple[Group, ...] = (
         Measure("own_nmi", "the model's own clusters: NMI with the classes", +1),
         Measure("own_ari", "the model's own clusters: ARI with the classes", +1),
         Measure("own_accuracy", "the model's own clusters: Hungarian accuracy", +1, headline="own clusters acc", column=3),
+        Measure("own_majority_accuracy", "the model's own clusters: accuracy with each labelled by its majority "
+                                         "class (many-to-one; for more clusters than classes)", +1),
     )),
     Group("manifold", "N2D: a GMM on the UMAP manifold of the codes (McConville et al. 2020; the umap extra)", (
         Measure("n2d_nmi", "N2D clusters (GMM on the codes' UMAP manifold): NMI with the classes", +1),
@@ -88,12 +90,14 @@ REGISTRY: tuple[Group, ...] = (
     Group("map", "the 2-D t-SNE map of the codes", (
         Measure("tsne_trustworthiness", "trustworthiness of the t-SNE map (10 neighbours)", +1, bar=True),
     )),
-    Group("health", "reconstruction, KL and active units", (
+    Group("health", "reconstruction, KL, active units (and a VQ-VAE's codebook use)", (
         Measure("recon_bce", "reconstruction BCE, nats per image", -1, headline="recon BCE", column=4),
         Measure("recon_mse", "reconstruction MSE per pixel", -1),
         Measure("kl_total", "KL(q(z|x) || p(z)), nats", 0),
         Measure("kl_dim_*", "KL of latent dimension {}", 0, detail=True),
         Measure("active_units", "active latent units (Burda et al. 2016)", 0),
+        Measure("codebook_usage", "share of the codebook's vectors the test codes use (VQ-VAE)", +1),
+        Measure("codebook_perplexity", "exp entropy of the test codes' codebook indices (VQ-VAE; K at most)", +1),
     )),
     Group("likelihood", "the ELBO and the IWAE bound (models with a posterior)", (
         Measure("neg_elbo_binarized", "negative ELBO on binarised test images, nats", -1),

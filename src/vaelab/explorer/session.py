@@ -20,7 +20,7 @@ import torch
 
 from vaelab import records
 from vaelab.analysis.encode import encode_images
-from vaelab.analysis.expost import ExPostDensity
+from vaelab.analysis.expost import ExPost, load_expost
 from vaelab.analysis.generate import class_centroids, cycled_labels, decode, prior_draws
 from vaelab.analysis.registry import HEADLINE, describe
 from vaelab.data.dataset import to_tensor
@@ -49,7 +49,7 @@ class Model:
     codes: np.ndarray  # posterior means of the shown test images (n, d), float64
     measures: dict[str, float]
     tsne: np.ndarray | None  # the saved t-SNE map of the shown images (n, 2), if the run has one
-    expost: ExPostDensity | None  # the ex-post density its evaluation fitted, if any
+    expost: ExPost | None  # the ex-post density its evaluation fitted, if any
     pca_mean: np.ndarray = field(init=False)
     pca_axes: np.ndarray = field(init=False)  # (2, d): unit principal directions
     pca: np.ndarray = field(init=False)  # (n, 2): the codes' coordinates on them
@@ -103,11 +103,11 @@ def _saved_tsne(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return index, tsne
 
 
-def _saved_expost(run_dir: Path, latent: int) -> ExPostDensity | None:
+def _saved_expost(run_dir: Path, latent: int) -> ExPost | None:
     """The run's ex-post density (``expost.npz``), or None where it has none (or a damaged one, or one of
     another code size)."""
     try:  # a missing file is a RunError too
-        density = ExPostDensity.load(run_dir / records.EXPOST_NPZ)
+        density = load_expost(run_dir / records.EXPOST_NPZ)
     except RunError:
         return None
     return density if density.latent == latent else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Protocol
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -229,6 +230,15 @@ class Objective:
     def has_clusters(self, model) -> bool:
         """Whether the model assigns images to clusters of its own (a mixture prior, a categorical y)."""
         return bool(getattr(model.prior, "has_clusters", False))
+
+    def codebook(self, model) -> np.ndarray | None:
+        """The vectors (K, D) a quantised code is made of, or None for a continuous code (the VQ-VAE has them:
+        its ex-post density is then a categorical over them, per position)."""
+        return None
+
+    def code_measures(self, model, codes: np.ndarray) -> dict[str, float]:
+        """Measures of the test codes that only this model has (the VQ-VAE's codebook usage); none by default."""
+        return {}
 
     def __call__(self, model, x: torch.Tensor, target: torch.Tensor, noise: torch.Generator | None = None,
                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -148,7 +148,7 @@ def build_model(config: ModelSettings, seed: int, image_shape: tuple[int, int, i
     others += [(f"encoder-{name}", part) for name, part in model.encoder.named_children()
                if name not in ("trunk", "heads")]
     for name, part in others:
-        if any(True for _ in part.parameters()):
+        if any(True for _ in part.parameters()) or any(True for _ in part.buffers()):  # e.g. an EMA codebook
             with seeded_torch(seed, "init", name, type(part).__name__, config.latent, config.prior_components()):
                 _reset(part)
     if "conv" in (config.encoder, config.decoder):

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 from pydantic.fields import FieldInfo
 
-from vaelab.models import ae, btcvae, cvae, dipvae, factorvae, gmvae, infovae, iwae, rae, vade, vae, wae
+from vaelab.models import aae, ae, btcvae, cvae, dipvae, factorvae, gmvae, infovae, iwae, rae, vade, vae, vqvae, wae
 from vaelab.models.base import ModelModule, ModelSettings, Objective
 
 MODELS: dict[str, ModelModule] = {
@@ -28,6 +28,8 @@ MODELS: dict[str, ModelModule] = {
     "wae": wae,
     "infovae": infovae,
     "rae": rae,
+    "aae": aae,
+    "vqvae": vqvae,
 }
 
 # Each module's named presets, in the order of MODELS (each names the settings that make it what it is,
