@@ -295,3 +295,23 @@ def test_majority_accuracy_hand_computed_case_and_against_a_contingency_table():
     labels, clusters = rng.integers(0, 10, 500), rng.integers(0, 16, 500)
     expected = contingency_matrix(clusters, labels).max(axis=1).sum() / 500
     assert measures.majority_accuracy(labels, clusters) == pytest.approx(expected)
+
+
+def test_the_cosine_silhouette_by_brute_force():
+    rng = np.random.default_rng(0)
+    codes = np.concatenate([rng.normal([3, 0, 0], 1.0, (15, 3)), rng.normal([0, 3, 1], 1.0, (12, 3))])
+    labels = np.array([0] * 15 + [1] * 12)
+    unit = codes / np.linalg.norm(codes, axis=1, keepdims=True)
+    distance = 1.0 - unit @ unit.T
+    scores = []
+    for i in range(len(codes)):
+        own = labels == labels[i]
+        a = distance[i, own].sum() / (own.sum() - 1)  # the mean distance to the others of its class
+        b = distance[i, ~own].mean()
+        scores.append((b - a) / max(a, b))
+    assert measures.silhouette_cosine(codes, labels)["silhouette_cosine"] == pytest.approx(np.mean(scores), abs=1e-12)
+    # the cosine distance ignores the norm: scaling each code changes nothing
+    scaled = codes * rng.uniform(0.1, 10.0, (len(codes), 1))
+    assert measures.silhouette_cosine(scaled, labels) == pytest.approx(measures.silhouette_cosine(codes, labels))
+    codes[0] = 0.0
+    assert np.isnan(measures.silhouette_cosine(codes, labels)["silhouette_cosine"])

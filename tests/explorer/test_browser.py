@@ -85,7 +85,7 @@ def test_hovering_a_point_shows_its_image_and_reconstructions(page, server):
     page.mouse.move(point["x"] + 40, point["y"] + 40)  # away first, so that the next move is a new hover
     page.mouse.move(point["x"], point["y"])
     page.wait_for_function(f"() => document.querySelector('#hover-image').dataset.point === '{point['index']}'",
-                           timeout=10_000)
+                           timeout=30_000)
     page.wait_for_function("() => document.querySelector('#hover-image').complete")
     with urllib.request.urlopen(f"{server.url}api/point?i={point['index']}", timeout=30) as response:
         expected = json.loads(response.read())
@@ -109,7 +109,7 @@ def test_moving_a_traversal_slider_changes_the_decoded_image(page):
     box = slider.bounding_box()
     page.mouse.click(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)  # drag it to the far end
     page.wait_for_function(f"() => document.querySelector('#traverse-image').src !== {json.dumps(source)}",
-                           timeout=10_000)
+                           timeout=30_000)
     page.wait_for_function("() => document.querySelector('#traverse-image').complete")
     after = page.evaluate(PIXELS, "#traverse-image")
     assert len(after) == len(before) == 28 * 28

@@ -31,8 +31,10 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
 def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
                         log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                         k: int, generator: torch.Generator, chunk: int = 4096,
-                        log_prior: Callable[[torch.Tensor], torch.Tensor] = standard_normal_log_prob) -> torch.Tensor:
-    """Importance-sampled log p(x) per example, with proposal q = N(mean, exp(logvar)).
+                        log_prior: Callable[[torch.Tensor], torch.Tensor] = standard_normal_log_prob,
+                        posterior=None) -> torch.Tensor:
+    """Importance-sampled log p(x) per example, with proposal q = N(mean, exp(logvar)) (or ``posterior``'s
+    ``sample`` and ``log_prob`` of ``(mean, logvar)``, where it is another family: the S-VAE's vMF).
 
     ``log_likelihood(x_rep, z)`` returns log p(x|z) for rows of repeated
     examples and their samples; ``log_prior(z)`` returns log p(z) (a model's
@@ -49,9 +51,14 @@ def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tenso
     for start in range(0, n, per_example):
         mu, lv, xb = mean[start:start + per_example], logvar[start:start + per_example], x[start:start + per_example]
         b = len(mu)
-        eps = torch.randn((b, k, d), generator=generator, dtype=torch.float64)
-        z = mu.unsqueeze(1) + (0.5 * lv).exp().unsqueeze(1) * eps
-        log_q = log_normal_diag(z, mu.unsqueeze(1), lv.unsqueeze(1))
+        if posterior is None or posterior.name == "gaussian":
+            eps = torch.randn((b, k, d), generator=generator, dtype=torch.float64)
+            z = mu.unsqueeze(1) + (0.5 * lv).exp().unsqueeze(1) * eps
+            log_q = log_normal_diag(z, mu.unsqueeze(1), lv.unsqueeze(1))
+        else:
+            mu_k, lv_k = mu.unsqueeze(1).expand(b, k, d), lv.unsqueeze(1).expand(b, k, lv.shape[-1])
+            z = posterior.sample(mu_k, lv_k, generator)
+            log_q = posterior.log_prob(z, mu_k, lv_k)
         x_rep = xb.unsqueeze(1).expand(b, k, *xb.shape[1:]).reshape(b * k, *xb.shape[1:])
         log_lik = log_likelihood(x_rep, z.reshape(b * k, d)).cpu().double().view(b, k)
         log_w = log_lik + log_prior(z).cpu().double() - log_q
@@ -146,12 +153,12 @@ def _iwae_of_batch(model, x, labels, mean, logvar, k: int, generator: torch.Gene
     model's rows of the same image share its label, decoded in the order :func:`iwae_log_likelihood` uses."""
     if labels is None:
         return iwae_log_likelihood(x, mean, logvar, model_log_likelihood(model), k, generator,
-                                   log_prior=model.log_prior)
+                                   log_prior=model.log_prior, posterior=model.posterior)
     per_example = max(1, 4096 // k)  # iwae_log_likelihood's chunks: one call per chunk gets its labels
     return torch.cat([iwae_log_likelihood(
         x[i:i + per_example], mean[i:i + per_example], logvar[i:i + per_example],
         model_log_likelihood(model, labels[i:i + per_example].repeat_interleave(k)), k, generator,
-        log_prior=model.log_prior) for i in range(0, len(x), per_example)])
+        log_prior=model.log_prior, posterior=model.posterior) for i in range(0, len(x), per_example)])
 
 
 @torch.no_grad()

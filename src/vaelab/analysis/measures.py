@@ -36,6 +36,14 @@ def silhouette(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return result
 
 
+def silhouette_cosine(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Mean silhouette with the cosine distance 1 - cos(a, b): the angles between codes, the natural distance
+    for codes on a sphere (the S-VAE's; Davidson et al. 2018). Codes of norm 0 have no direction: NaN."""
+    if not np.all(np.linalg.norm(codes, axis=1) > 0):
+        return {"silhouette_cosine": float("nan")}
+    return {"silhouette_cosine": float(skm.silhouette_score(codes, labels, metric="cosine"))}
+
+
 def davies_bouldin(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Davies-Bouldin index (Davies & Bouldin 1979) of the classes; lower is better."""
     return {"davies_bouldin": float(skm.davies_bouldin_score(codes, labels))}
@@ -240,5 +248,6 @@ def label_entropy(probabilities: np.ndarray) -> dict[str, float]:
 
 
 def separation_measures(codes: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Silhouette, Davies-Bouldin and Calinski-Harabasz together."""
-    return {**silhouette(codes, labels), **davies_bouldin(codes, labels), **calinski_harabasz(codes, labels)}
+    """Silhouette (Euclidean and cosine), Davies-Bouldin and Calinski-Harabasz together."""
+    return {**silhouette(codes, labels), **silhouette_cosine(codes, labels), **davies_bouldin(codes, labels),
+            **calinski_harabasz(codes, labels)}

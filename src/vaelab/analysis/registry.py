@@ -59,6 +59,8 @@ REGISTRY: tuple[Group, ...] = (
     Group("separation", "how well the classes separate in the code space", (
         Measure("silhouette", "mean silhouette of the classes (Rousseeuw 1987)", +1, headline="silhouette", column=0, bar=True),
         Measure("silhouette_class_*", "silhouette of class {}", +1, detail=True),
+        Measure("silhouette_cosine", "mean silhouette of the classes with the cosine distance (angles: codes on "
+                                     "a sphere, the S-VAE's)", +1),
         Measure("davies_bouldin", "Davies-Bouldin index of the classes", -1),
         Measure("calinski_harabasz", "Calinski-Harabasz ratio of the classes", +1),
     )),

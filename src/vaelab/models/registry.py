@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import Field
 from pydantic.fields import FieldInfo
 
-from vaelab.models import aae, ae, btcvae, cvae, dipvae, factorvae, gmvae, infovae, iwae, rae, vade, vae, vqvae, wae
+from vaelab.models import aae, ae, btcvae, cvae, dipvae, factorvae, gmvae, infovae, iwae, rae, svae, vade, vae, vqvae, wae
 from vaelab.models.base import ModelModule, ModelSettings, Objective
 
 MODELS: dict[str, ModelModule] = {
@@ -30,6 +30,7 @@ MODELS: dict[str, ModelModule] = {
     "rae": rae,
     "aae": aae,
     "vqvae": vqvae,
+    "svae": svae,
 }
 
 # Each module's named presets, in the order of MODELS (each names the settings that make it what it is,
