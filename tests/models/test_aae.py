@@ -99,6 +99,18 @@ def test_the_categorical_style_prior_s_density_against_scipy():
     np.testing.assert_allclose(prior.log_prob(codes).numpy(), expected, rtol=1e-12)
 
 
+def test_it_alternates_the_paper_s_three_steps_unless_told_to_train_jointly():
+    alternating = build_model(ModelConfig(objective="aae", clusters=2, **SMALL), 0)
+    phases = alternating.objective.phases(alternating)
+    assert [phase.term for phase in phases] == ["recon", "discriminator", "adversarial"]
+    critics = {id(p) for d in (alternating.discriminator, alternating.cluster_discriminator) for p in d.parameters()}
+    assert {id(p) for p in phases[1].params} == critics and phases[1].betas == (0.5, 0.9)
+    assert not critics & {id(p) for p in phases[0].params}
+    assert {id(p) for p in phases[2].params} == {id(p) for p in alternating.encoder.parameters()}
+    joint = build_model(ModelConfig(objective="aae", training="joint", **SMALL), 0)
+    assert joint.objective.phases(joint) == []
+
+
 def test_its_presets_and_how_they_are_described():
     assert PRESETS["aae"] == {"encoder": "mlp", "decoder": "mlp", "objective": "aae", "prior": "normal"}
     assert PRESETS["aae-cluster"]["clusters"] == 16
@@ -125,9 +137,10 @@ def test_training_lowers_the_reconstruction_loss(preset, tiny_idx_folder, tmp_pa
     assert last["train_recon"] < first["train_recon"] and last["test_recon"] < first["test_recon"]
 
 
-@pytest.mark.parametrize("preset", ["aae", "aae-cluster"])
-def test_a_killed_run_resumes_bit_for_bit(preset, tiny_idx_folder, tmp_path):
-    options = dict(dataset=f"idx:{tiny_idx_folder}", precision="fp32", **SMALL)
+@pytest.mark.parametrize("preset, training", [("aae", "alternating"), ("aae-cluster", "alternating"),
+                                               ("aae", "joint")])
+def test_a_killed_run_resumes_bit_for_bit(preset, training, tiny_idx_folder, tmp_path):
+    options = dict(dataset=f"idx:{tiny_idx_folder}", precision="fp32", training=training, **SMALL)
     straight = vaelab.train(preset, out=tmp_path / "straight", epochs=2, **options)
     vaelab.train(preset, out=tmp_path / "resumed", epochs=1, **options)
     resumed = vaelab.train(None, out=tmp_path / "resumed", resume=True, epochs=2)

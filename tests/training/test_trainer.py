@@ -183,3 +183,47 @@ def test_ae_and_vae_with_one_seed_see_the_same_binarised_batches(monkeypatch):
     assert len(seen["ae"]) == len(seen["vae"]) == 4
     for a, b in zip(seen["ae"], seen["vae"]):
         assert torch.equal(a, b) and set(a.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_an_alternating_objective_steps_each_phase_with_its_own_adam():
+    """train_step with the AAE's phases equals three Adams stepped by hand, each on its own term and parameters."""
+    from vaelab.config import ModelConfig
+    from vaelab.models import build_model
+    from vaelab.seeding import torch_generator
+    from vaelab.training.trainer import PhasedOptimizer, train_step
+
+    settings = ModelConfig(objective="aae", hidden=16, latent=3)
+    model, by_hand = build_model(settings, 0), build_model(settings, 0)
+    optimizer = PhasedOptimizer(model.objective.phases(model), lr=0.01)
+    assert optimizer.terms == ["recon", "discriminator", "adversarial"]
+    encoder, decoder, critic = (list(part.parameters()) for part in
+                                (by_hand.encoder, by_hand.decoder, by_hand.discriminator))
+    adams = [torch.optim.Adam(encoder + decoder, lr=0.01, foreach=False),
+             torch.optim.Adam(critic, lr=0.01, betas=(0.5, 0.9), foreach=False),
+             torch.optim.Adam(encoder, lr=0.01, foreach=False)]
+    x = torch.rand(8, 1, 28, 28, generator=torch_generator(0, "x"))
+    for step in range(3):
+        terms = train_step(model, optimizer, x, torch_generator(step, "noise"), None, "fp32")
+        noise = torch_generator(step, "noise")
+        for term, adam in zip(["recon", "discriminator", "adversarial"], adams):
+            loss = by_hand.objective(by_hand, x, x, noise)[term]
+            by_hand.zero_grad(set_to_none=True)
+            loss.backward()
+            adam.step()
+        assert not terms["loss"].requires_grad  # the first pass's terms, detached
+    for (name, a), b in zip(model.state_dict().items(), by_hand.state_dict().values()):
+        assert torch.equal(a, b), name
+    # the discriminator moved only in its own phase: the generator's step leaves it as it was
+    state = optimizer.state_dict()
+    assert len(state["phases"]) == 3 and len(state["phases"][2]["state"]) == len(encoder)
+
+
+def test_a_phased_optimizer_refuses_a_checkpoint_of_other_phases():
+    from vaelab.config import ModelConfig
+    from vaelab.models import build_model
+    from vaelab.training.trainer import PhasedOptimizer
+
+    model = build_model(ModelConfig(objective="aae", hidden=16, latent=3), 0)
+    optimizer = PhasedOptimizer(model.objective.phases(model), lr=0.01)
+    with pytest.raises(ValueError, match="other phases"):
+        optimizer.load_state_dict({"phases": [optimizer.optimizers[0].state_dict()]})

@@ -3,11 +3,11 @@ unsupervised clustering form.
 
 The AAE is a deterministic auto-encoder whose aggregate posterior q(z), the codes of the data, is matched
 to the prior p(z) = N(0, I) by a discriminator: the discriminator learns to tell prior draws (real) from
-codes (fake), and the encoder learns to fool it. Trained on
-
-    recon + λ (-log D(code is real)) + the discriminator's own cross-entropy,
-
-one Adam step per batch for both sides, each learning from its own loss only (:mod:`vaelab.models.adversarial`).
+codes (fake), and the encoder learns to fool it. As in the paper, each batch takes three steps, each with
+its own optimiser (:meth:`Objective.phases`): the reconstruction (encoder and decoder on -log p(x|z)), the
+discriminator (its cross-entropy), and the encoder against it (-log D(code is real), weighted by λ). With
+``training: joint`` it takes one Adam step of their sum instead, each side learning from its own loss only
+(:mod:`vaelab.models.adversarial`).
 
 With ``clusters: K`` it is the paper's unsupervised clustering AAE (its section 6): the encoder gives a
 categorical y = softmax over K clusters beside a continuous style z of ``latent`` dimensions; the decoder
@@ -15,14 +15,13 @@ reads both; one discriminator matches y to the uniform categorical (one-hot draw
 The code every measure reads is [y, z], K + latent wide, and the model's own cluster of an image is argmax y.
 Its prior, for generation, is a uniform one-hot y beside N(0, I) z.
 
-Departures, named. Makhzani et al. alternate a reconstruction step and a regularisation step per batch,
-each with its own SGD optimiser (momentum 0.9); vaelab takes one Adam step of their sum, the encoder's
-adversarial term weighted by λ (``adversarial_weight``; the paper has no weight, its phases have their own
-learning rates). The discriminators are 2 layers of 1,000 units as the paper's MNIST networks, with
-LeakyReLU(0.2) instead of ReLU (the shared discriminator's), and train at the run's rate with Adam's
-betas (0.5, 0.9). The reconstruction is vaelab's -log p(x|z) (BCE), where the paper's MNIST runs use the
-squared error. The paper's MNIST clustering networks are 3,000 wide; vaelab's encoder and decoder are the
-configured ones.
+Departures, named. The paper's steps use SGD with momentum 0.9 at rates of their own; vaelab's use Adam at
+the run's rate (the discriminators' with betas 0.5, 0.9). The discriminators are 2 layers of 1,000 units as
+the paper's MNIST networks, with LeakyReLU(0.2) instead of ReLU (the shared discriminator's). The
+reconstruction is vaelab's -log p(x|z) (BCE), where the paper's MNIST runs use the squared error. The paper's
+MNIST clustering networks are 3,000 wide; vaelab's encoder and decoder are the configured ones. The paper
+labels each cluster by its most confident validation example; vaelab's ``own_majority_accuracy`` labels it
+by its majority class.
 """
 
 from __future__ import annotations
@@ -50,6 +49,9 @@ class Settings(base.ModelSettings):
     objective: Literal["aae"] = Field("aae", description="the model: its objective (overrides the preset)")
     adversarial_weight: float = Field(
         1.0, ge=0.0, description="aae: λ, the weight of the encoder's adversarial term (fooling the discriminator)")
+    training: Literal["alternating", "joint"] = Field(
+        "alternating", description="aae: alternating (the paper's three steps per batch, each with its own Adam: "
+                                   "reconstruction, discriminator, encoder against it) or joint (one step of their sum)")
     clusters: int = Field(
         0, ge=0, le=1000, description="aae: K > 0 makes it the clustering AAE: a categorical y over K clusters "
                                       "beside the latent style z, each matched to its prior by a discriminator")
@@ -138,9 +140,22 @@ class Objective(base.Objective):
                                                         DISCRIMINATOR_LAYERS)
             model.prior = CategoricalStylePrior(self.settings.clusters, self.settings.latent)
 
+    def phases(self, model) -> list[base.Phase]:
+        """The paper's steps per batch, each with its own Adam: the reconstruction (encoder and decoder), the
+        discriminators (betas 0.5, 0.9), then the encoder against them. None for ``training: joint``."""
+        if self.settings.training == "joint":
+            return []
+        discriminators = self._discriminators(model)
+        theirs = {id(p) for d in discriminators for p in d.parameters()}
+        return [base.Phase("recon", [p for p in model.parameters() if id(p) not in theirs]),
+                base.Phase("discriminator", [p for d in discriminators for p in d.parameters()], betas=(0.5, 0.9)),
+                base.Phase("adversarial", list(model.encoder.parameters()))]
+
     def param_groups(self, model):
-        discriminators = [model.discriminator] + ([model.cluster_discriminator] if self.settings.clusters else [])
-        return param_groups(model, discriminators, betas=(0.5, 0.9))
+        return param_groups(model, self._discriminators(model), betas=(0.5, 0.9))
+
+    def _discriminators(self, model) -> list[nn.Module]:
+        return [model.discriminator] + ([model.cluster_discriminator] if self.settings.clusters else [])
 
     def has_clusters(self, model) -> bool:
         return self.settings.clusters > 0

@@ -14,6 +14,7 @@ A model is one module under :mod:`vaelab.models` (``ae.py``, ``vae.py``, ...). I
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
@@ -180,6 +181,17 @@ class ModelModule(Protocol):
     def PRESETS(self) -> dict[str, dict[str, Any]]: ...  # noqa: N802
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One step of a batch for an objective that alternates: the loss ``term`` steps ``params`` with an Adam
+    of their own (own moments; ``lr`` the run's where None)."""
+
+    term: str
+    params: list
+    lr: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
 class Objective:
     """What every objective has: its name, whether its encoder is stochastic, its loss terms, and hooks.
 
@@ -219,6 +231,12 @@ class Objective:
     def param_groups(self, model):
         """What Adam trains: every parameter at the configured rate, by default."""
         return model.parameters()
+
+    def phases(self, model) -> list[Phase]:
+        """The steps of one batch, for an objective that alternates (the AAE's reconstruction, discriminator and
+        generator steps): each its own loss term, parameters and Adam. Empty (the default): one joint step of
+        ``loss`` over :meth:`param_groups`."""
+        return []
 
     def clusters(self, model, x: torch.Tensor) -> torch.Tensor | None:
         """The model's own cluster of each image, or None if it has none: argmax p(c|z) at the posterior

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from vaelab.config import RunConfig
-from vaelab.hardware import autocast, resolve
+from vaelab.hardware import resolve
 from vaelab.models.latent import build_model
-from vaelab.training.trainer import make_optimizer, prepare_targets
+from vaelab.training.trainer import make_optimizer, prepare_targets, train_step
 
 TIMED_BATCHES = 3
 
@@ -34,12 +34,7 @@ def seconds_per_image(config: RunConfig, image_shape: tuple[int, int, int], devi
     model.train()
 
     def step():
-        target = prepare_targets(images, config, noise)
-        with autocast(torch_device, resolved.precision):
-            terms = model.objective(model, target, target, noise, labels=labels)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizer.step()
+        train_step(model, optimizer, prepare_targets(images, config, noise), noise, labels, resolved.precision)
 
     step()  # warm-up: first-call allocations and kernel selection
     started = time.perf_counter()

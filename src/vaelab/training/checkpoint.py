@@ -51,21 +51,43 @@ def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[s
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str]:
+    """An optimiser's state as named tensors and JSON; a phased one's (one Adam per phase) phase by phase."""
+    if "phases" in state:
+        tensors: dict[str, torch.Tensor] = {}
+        metas = []
+        for i, phase_state in enumerate(state["phases"]):
+            phase_tensors, meta = _flatten_one(phase_state, f"optim/phase{i}/")
+            tensors.update(phase_tensors)
+            metas.append(meta)
+        return tensors, json.dumps({"phases": metas})
+    tensors, meta = _flatten_one(state, "optim/")
+    return tensors, json.dumps(meta)
+
+
+def _flatten_one(state: dict[str, Any], prefix: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors, scalars = {}, {}
     for index, slots in state["state"].items():
         for key, value in slots.items():
             if torch.is_tensor(value):
-                tensors[f"optim/{index}/{key}"] = value
+                tensors[f"{prefix}{index}/{key}"] = value
             else:
                 scalars[f"{index}/{key}"] = value
-    return tensors, json.dumps({"param_groups": state["param_groups"], "scalars": scalars})
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], packed: str) -> dict[str, Any]:
     meta = json.loads(packed)
+    if "phases" in meta:
+        return {"phases": [_unflatten_one({name[len(f"optim/phase{i}/"):]: value for name, value in tensors.items()
+                                           if name.startswith(f"optim/phase{i}/")}, phase_meta)
+                           for i, phase_meta in enumerate(meta["phases"])]}
+    return _unflatten_one({name[len("optim/"):]: value for name, value in tensors.items()}, meta)
+
+
+def _unflatten_one(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
-        _, index, key = name.split("/", 2)
+        index, key = name.split("/", 1)
         state.setdefault(int(index), {})[key] = value
     for name, value in meta["scalars"].items():
         index, key = name.split("/", 1)
@@ -73,7 +95,7 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], packed: str) -> dict[
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer: Any,
                     epoch: int, history: list[dict[str, Any]]) -> None:
     """Write the checkpoint of ``epoch`` (then weights and metrics) atomically."""
     weights = {f"model/{k}": v for k, v in model.state_dict().items()}

@@ -25,7 +25,7 @@ from vaelab.data.registry import check_same_data, load_dataset
 from vaelab.errors import RunError, TrainingDiverged
 from vaelab.hardware import autocast, keep_recorded_precision, make_deterministic, resolve
 from vaelab.io import folder_lock, remove_stale_temporaries
-from vaelab.models.base import INFERENCE_BATCH
+from vaelab.models.base import INFERENCE_BATCH, Phase
 from vaelab.models.latent import LatentModel, build_model
 from vaelab.seeding import torch_generator
 from vaelab.training import checkpoint as ckpt
@@ -81,7 +81,7 @@ def evaluate_loss(model: LatentModel, images: torch.Tensor, config: RunConfig, p
     return {key: value / len(images) for key, value in sums.items()}
 
 
-def train_epoch(model: LatentModel, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+def train_epoch(model: LatentModel, optimizer: Optimizer, images: torch.Tensor,
                 config: RunConfig, epoch: int, on_batch: Callable[[], None] | None = None,
                 precision: str = "fp32", labels: torch.Tensor | None = None) -> dict[str, float]:
     """One pass over ``images`` (on the model's device) in the epoch's seeded order; the mean loss terms.
@@ -100,11 +100,7 @@ def train_epoch(model: LatentModel, optimizer: torch.optim.Optimizer, images: to
     for start in range(0, len(images), batch_size):
         rows = order[start:start + batch_size]
         batch = prepare_targets(images[rows], config, binarizing)
-        with autocast(device, precision):
-            terms = model.objective(model, batch, batch, noise, labels=labels[rows] if labels is not None else None)
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        optimizer.step()
+        terms = train_step(model, optimizer, batch, noise, labels[rows] if labels is not None else None, precision)
         # Sums stay tensors: reading them per batch would force a sync for nothing.
         totals += torch.stack([terms[key].detach().float() for key in model.objective.terms]) * len(batch)
         if on_batch is not None:
@@ -112,10 +108,63 @@ def train_epoch(model: LatentModel, optimizer: torch.optim.Optimizer, images: to
     return {key: float(value) / len(images) for key, value in zip(model.objective.terms, totals.cpu())}
 
 
-def make_optimizer(model: LatentModel, config: RunConfig) -> torch.optim.Optimizer:
+class PhasedOptimizer:
+    """One Adam per phase of an objective that alternates (:meth:`Objective.phases`): each phase's loss term
+    steps its own parameters with its own moments, as separate optimisers do (Makhzani et al.'s AAE)."""
+
+    def __init__(self, phases: list[Phase], lr: float):
+        self.terms = [phase.term for phase in phases]
+        self.optimizers = [torch.optim.Adam(phase.params, lr=phase.lr if phase.lr is not None else lr,
+                                            betas=phase.betas, foreach=False) for phase in phases]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"phases": [optimizer.state_dict() for optimizer in self.optimizers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state.get("phases", [])) != len(self.optimizers):
+            raise ValueError("the checkpoint's optimiser has other phases")
+        for optimizer, phase_state in zip(self.optimizers, state["phases"]):
+            optimizer.load_state_dict(phase_state)
+
+
+Optimizer = torch.optim.Optimizer | PhasedOptimizer
+
+
+def make_optimizer(model: LatentModel, config: RunConfig) -> Optimizer:
     """Adam with the configured learning rate (single-tensor path: deterministic and fast on CPU), over the
-    objective's parameter groups (one group of everything, unless a part trains at its own rate)."""
+    objective's parameter groups (one group of everything, unless a part trains at its own rate); or one Adam
+    per phase for an objective that alternates."""
+    phases = model.objective.phases(model)
+    if phases:
+        return PhasedOptimizer(phases, config.train.lr)
     return torch.optim.Adam(model.objective.param_groups(model), lr=config.train.lr, foreach=False)
+
+
+def train_step(model: LatentModel, optimizer: Optimizer, batch: torch.Tensor, noise: torch.Generator,
+               labels: torch.Tensor | None, precision: str) -> dict[str, torch.Tensor]:
+    """One batch's update: ``loss`` backward and one step; or, for an objective that alternates, each phase in
+    turn (a fresh forward pass, its term backward, its own step). Returns the terms of the first forward pass."""
+    if not isinstance(optimizer, PhasedOptimizer):
+        with autocast(model.device, precision):
+            terms = model.objective(model, batch, batch, noise, labels=labels)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        return terms
+    first: dict[str, torch.Tensor] | None = None
+    for term, phase_optimizer in zip(optimizer.terms, optimizer.optimizers):
+        with autocast(model.device, precision):
+            terms = model.objective(model, batch, batch, noise, labels=labels)
+        first = first if first is not None else {key: value.detach() for key, value in terms.items()}
+        optimizer.zero_grad(set_to_none=True)
+        terms[term].backward()
+        phase_optimizer.step()
+    assert first is not None  # an objective's phases are never empty here
+    return first
 
 
 def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = None, resume: bool = False,
@@ -199,7 +248,7 @@ def _check_can_write(run_dir: Path, config: RunConfig, resume: bool) -> None:
         _check_same_run(run_dir, config)
 
 
-def _restore(run_dir: Path, model: LatentModel, optimizer: torch.optim.Optimizer,
+def _restore(run_dir: Path, model: LatentModel, optimizer: Optimizer,
              config: RunConfig) -> tuple[list[dict[str, Any]], int]:
     """Load the last checkpoint of an interrupted run (if it finished an epoch); its history and epoch."""
     remove_stale_temporaries(run_dir, recursive=False)  # debris of the killed run
