@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-import vaelab
-from tests.models.conftest import SMALL, first_and_last_epoch
+from tests.models.conftest import SMALL, assert_resumes_bit_for_bit, first_and_last_epoch
 from vaelab.config import ModelConfig, build_config
 from vaelab.errors import ConfigError
 from vaelab.models import PRESETS, build_model
@@ -140,12 +139,7 @@ def test_training_lowers_the_reconstruction_loss(preset, tiny_idx_folder, tmp_pa
 @pytest.mark.parametrize("preset, training", [("aae", "alternating"), ("aae-cluster", "alternating"),
                                                ("aae", "joint")])
 def test_a_killed_run_resumes_bit_for_bit(preset, training, tiny_idx_folder, tmp_path):
-    options = dict(dataset=f"idx:{tiny_idx_folder}", precision="fp32", training=training, **SMALL)
-    straight = vaelab.train(preset, out=tmp_path / "straight", epochs=2, **options)
-    vaelab.train(preset, out=tmp_path / "resumed", epochs=1, **options)
-    resumed = vaelab.train(None, out=tmp_path / "resumed", resume=True, epochs=2)
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
+    assert_resumes_bit_for_bit(preset, tiny_idx_folder, tmp_path, training=training)
 
 
 def test_a_sigmoid_cross_entropy_reading_of_the_two_logits():

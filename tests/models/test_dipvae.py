@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import vaelab
-from tests.models.conftest import SMALL, first_and_last_epoch
+from tests.models.conftest import SMALL, assert_resumes_bit_for_bit, first_and_last_epoch
 from vaelab.config import ModelConfig, build_config
 from vaelab.errors import ConfigError
 from vaelab.models import PRESETS, build_model
@@ -95,10 +94,6 @@ def test_training_lowers_the_loss(preset, tiny_idx_folder, tmp_path):
     assert last["train_loss"] < first["train_loss"] and last["test_recon"] < first["test_recon"]
 
 
-def test_a_killed_run_resumes_bit_for_bit(tiny_idx_folder, tmp_path):
-    options = dict(dataset=f"idx:{tiny_idx_folder}", precision="fp32", **SMALL)
-    straight = vaelab.train("dipvae", out=tmp_path / "straight", epochs=2, **options)
-    vaelab.train("dipvae", out=tmp_path / "resumed", epochs=1, **options)
-    resumed = vaelab.train(None, out=tmp_path / "resumed", resume=True, epochs=2)
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
+@pytest.mark.parametrize("preset", ["dipvae", "dipvae-i"])
+def test_a_killed_run_resumes_bit_for_bit(preset, tiny_idx_folder, tmp_path):
+    assert_resumes_bit_for_bit(preset, tiny_idx_folder, tmp_path)

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.models.conftest import assert_resumes_bit_for_bit
 from vaelab.config import ModelConfig
 from vaelab.models import build_model
 from vaelab.models.factorvae import permute_dimensions
@@ -86,14 +87,7 @@ def test_a_batch_of_one_has_no_tc_term():
 
 
 def test_factorvae_survives_a_kill_and_resume_bit_for_bit(tiny_idx_folder, tmp_path):
-    import vaelab
-
-    options = dict(dataset=f"idx:{tiny_idx_folder}", precision="fp32", hidden=16, latent=3)
-    straight = vaelab.train("factorvae", out=tmp_path / "straight", epochs=2, **options)
-    vaelab.train("factorvae", out=tmp_path / "resumed", epochs=1, **options)
-    resumed = vaelab.train(None, out=tmp_path / "resumed", resume=True, epochs=2)
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
+    straight = assert_resumes_bit_for_bit("factorvae", tiny_idx_folder, tmp_path)
     assert any(name.startswith("discriminator.") for name in straight.model.state_dict())
     assert "train_tc" in straight.history[-1] and "test_discriminator" in straight.history[-1]
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import vaelab
-from tests.models.conftest import SMALL, first_and_last_epoch
+from tests.models.conftest import SMALL, assert_resumes_bit_for_bit, first_and_last_epoch
 from vaelab.analysis.compare import run_label
 from vaelab.config import ModelConfig, build_config
 from vaelab.errors import ConfigError
@@ -97,9 +96,4 @@ def test_training_lowers_the_reconstruction_loss(preset, tiny_idx_folder, tmp_pa
 
 @pytest.mark.parametrize("preset", ["rae", "rae-gp"])
 def test_a_killed_run_resumes_bit_for_bit(preset, tiny_idx_folder, tmp_path):
-    options = dict(dataset=f"idx:{tiny_idx_folder}", precision="fp32", **SMALL)
-    straight = vaelab.train(preset, out=tmp_path / "straight", epochs=2, **options)
-    vaelab.train(preset, out=tmp_path / "resumed", epochs=1, **options)
-    resumed = vaelab.train(None, out=tmp_path / "resumed", resume=True, epochs=2)
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
+    assert_resumes_bit_for_bit(preset, tiny_idx_folder, tmp_path)

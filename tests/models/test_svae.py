@@ -12,8 +12,7 @@ import pytest
 import torch
 from scipy import integrate, special, stats
 
-import vaelab
-from tests.models.conftest import first_and_last_epoch
+from tests.models.conftest import assert_resumes_bit_for_bit, first_and_last_epoch
 from vaelab.config import ModelConfig, build_config
 from vaelab.errors import ConfigError
 from vaelab.models import build_model
@@ -147,9 +146,4 @@ def test_training_lowers_the_loss(tiny_idx_folder, tmp_path):
 
 
 def test_a_killed_run_resumes_bit_for_bit(tiny_idx_folder, tmp_path):
-    options = dict(dataset=f"idx:{tiny_idx_folder}", precision="fp32", hidden=16, latent=3)
-    straight = vaelab.train("svae", out=tmp_path / "straight", epochs=2, **options)
-    vaelab.train("svae", out=tmp_path / "resumed", epochs=1, **options)
-    resumed = vaelab.train(None, out=tmp_path / "resumed", resume=True, epochs=2)
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.equal(a, b), name
+    assert_resumes_bit_for_bit("svae", tiny_idx_folder, tmp_path)

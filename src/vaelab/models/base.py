@@ -263,6 +263,28 @@ class Objective:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class ElboParts:
+    """The pieces of one batch's ELBO: the posterior's parameters, one draw, -log p(x|z) and KL, each averaged."""
+
+    mean: torch.Tensor
+    logvar: torch.Tensor
+    z: torch.Tensor
+    recon: torch.Tensor
+    kl: torch.Tensor
+
+
+def elbo_parts(model, x: torch.Tensor, target: torch.Tensor, noise: torch.Generator | None,
+               labels: torch.Tensor | None = None) -> ElboParts:
+    """Encode (with the labels a conditional model reads), draw z from q(z|x), decode: the reconstruction
+    term -E log p(x|z) and KL(q(z|x) || p(z)) (closed form where the prior has one), averaged over the batch."""
+    mean, logvar = model.encode(x, labels)
+    z = model.posterior.sample(mean, logvar, noise)
+    recon = -model.likelihood.log_prob(model.decode(z, labels), target).mean()
+    kl = model.kl(mean.float(), logvar.float(), z.float()).mean()
+    return ElboParts(mean, logvar, z, recon, kl)
+
+
 class WeightedSettings(ModelSettings):
     """Settings with β, the weight of the KL term or of a part of it (β-VAE, CVAE, β-TCVAE)."""
 

@@ -89,13 +89,10 @@ class Objective(base.Objective):
 
     def __call__(self, model, x: torch.Tensor, target: torch.Tensor, noise: torch.Generator | None = None,
                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        mean, logvar = model.encode(x, labels)
-        z = model.posterior.sample(mean, logvar, noise)
-        recon = -model.likelihood.log_prob(model.decode(z, labels), target).mean()
-        kl = model.kl(mean.float(), logvar.float(), z.float()).mean()
-        dip = dip_penalty(self.covariance(mean.float(), logvar.float()), self.settings.lambda_od,
+        elbo = base.elbo_parts(model, x, target, noise, labels)
+        dip = dip_penalty(self.covariance(elbo.mean.float(), elbo.logvar.float()), self.settings.lambda_od,
                           self.settings.diagonal_weight)
-        return {"loss": recon + kl + dip, "recon": recon, "kl": kl, "dip": dip}
+        return {"loss": elbo.recon + elbo.kl + dip, "recon": elbo.recon, "kl": elbo.kl, "dip": dip}
 
 
 # Kumar et al. 2018; Locatello et al.'s grid gives the weights (module docstring)

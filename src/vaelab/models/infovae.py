@@ -52,14 +52,11 @@ class Objective(base.Objective):
 
     def __call__(self, model, x: torch.Tensor, target: torch.Tensor, noise: torch.Generator | None = None,
                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        mean, logvar = model.encode(x, labels)
-        z = model.posterior.sample(mean, logvar, noise)
-        recon = -model.likelihood.log_prob(model.decode(z, labels), target).mean()
-        kl = model.kl(mean.float(), logvar.float(), z.float()).mean()
-        mmd = mmd_biased(z.float(), prior_draws_like(model, z, noise).float(), gaussian_kernel)
+        elbo = base.elbo_parts(model, x, target, noise, labels)
+        mmd = mmd_biased(elbo.z.float(), prior_draws_like(model, elbo.z, noise).float(), gaussian_kernel)
         alpha, lam = self.settings.alpha, self.settings.info_lambda
-        return {"loss": recon + (1.0 - alpha) * kl + (alpha + lam - 1.0) * mmd, "recon": recon, "kl": kl,
-                "mmd": mmd}
+        return {"loss": elbo.recon + (1.0 - alpha) * elbo.kl + (alpha + lam - 1.0) * mmd, "recon": elbo.recon,
+                "kl": elbo.kl, "mmd": mmd}
 
 
 PRESETS = {"infovae": {"encoder": "mlp", "decoder": "mlp", "objective": "infovae", "prior": "normal"}}

@@ -246,11 +246,8 @@ class Objective(base.Objective):
 
     def __call__(self, model, x: torch.Tensor, target: torch.Tensor, noise: torch.Generator | None = None,
                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        mean, log_kappa = model.encode(x, labels)
-        z = model.posterior.sample(mean, log_kappa, noise)
-        recon = -model.likelihood.log_prob(model.decode(z, labels), target).mean()
-        kl = model.kl(mean.float(), log_kappa.float()).mean()
-        return {"loss": recon + kl, "recon": recon, "kl": kl}
+        elbo = base.elbo_parts(model, x, target, noise, labels)  # its logvar is log κ, its KL the closed form
+        return {"loss": elbo.recon + elbo.kl, "recon": elbo.recon, "kl": elbo.kl}
 
 
 # Davidson et al. 2018; the code on S^{latent-1}

@@ -36,11 +36,8 @@ class Objective(base.Objective):
 
     def __call__(self, model, x: torch.Tensor, target: torch.Tensor, noise: torch.Generator | None = None,
                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        mean, logvar = model.encode(x, labels)  # labels: read by a conditional model (the CVAE) only
-        z = model.posterior.sample(mean, logvar, noise)
-        recon = -model.likelihood.log_prob(model.decode(z, labels), target).mean()
-        kl = model.kl(mean.float(), logvar.float(), z.float()).mean()
-        return {"loss": recon + self.settings.beta * kl, "recon": recon, "kl": kl}
+        elbo = base.elbo_parts(model, x, target, noise, labels)  # labels: read by a conditional model (the CVAE)
+        return {"loss": elbo.recon + self.settings.beta * elbo.kl, "recon": elbo.recon, "kl": elbo.kl}
 
 
 # The study's VAEs, the "better encoder, same decoder" variant of its future work, and learned priors.
