@@ -67,7 +67,7 @@ class Settings(base.ModelSettings):
     def _whole_positions(self) -> "Settings":
         if self.code_dim is not None and self.latent % self.code_dim:
             raise ValueError(f"latent ({self.latent}) must be a multiple of code_dim ({self.code_dim}): the code is "
-                             "latent / code_dim positions of code_dim dimensions")
+                             "latent / code_dim positions; give a code_dim that divides latent, or leave it out")
         return self
 
     @property
