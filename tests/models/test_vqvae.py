@@ -132,10 +132,17 @@ def test_its_codebook_measures_and_prior():
     np.testing.assert_array_equal(model.objective.codebook(model), vectors.numpy())
 
 
-def test_an_ema_codebook_is_seeded_like_every_part():
+def test_an_ema_codebook_is_seeded_like_every_part_and_starts_as_sonnet_s():
     a = build_model(ModelConfig(objective="vqvae", codebook_update="ema", **VQ), 0).encoder.codebook.vectors
     b = build_model(ModelConfig(objective="vqvae", codebook_update="ema", **VQ), 0).encoder.codebook.vectors
-    assert torch.equal(a, b) and a.abs().sum() > 0 and float(a.abs().max()) <= 1 / 8
+    assert torch.equal(a, b) and a.abs().sum() > 0
+    large = dict(VQ, codebook_size=4096, code_dim=2)
+    ema = build_model(ModelConfig(objective="vqvae", codebook_update="ema", **large), 0).encoder.codebook.vectors
+    assert abs(float(ema.mean())) < 0.05 and abs(float(ema.std()) - 1.0) < 0.05  # N(0, 1)
+    trained = build_model(ModelConfig(objective="vqvae", **large), 0).encoder.codebook.vectors.detach()
+    limit = math.sqrt(3.0 / 2)  # uniform_unit_scaling: ±sqrt(3 / D)
+    assert float(trained.abs().max()) <= limit and float(trained.abs().max()) > 0.95 * limit
+    assert abs(float(trained.std()) - math.sqrt(1 / 2)) < 0.02  # each vector's squared norm is 1 on average
 
 
 @pytest.mark.parametrize("values, message", [

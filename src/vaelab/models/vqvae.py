@@ -10,8 +10,13 @@ distance), giving the quantised code z_q that the decoder reads and every measur
 as the paper writes them), with the straight-through estimator: the decoder's gradient with respect to z_q
 is passed to z_e unchanged. With ``codebook_update: ema`` the codebook is not trained by its term but
 moved to the running mean of the encoder outputs assigned to each vector (the paper's appendix), with
-decay γ (0.99), zero-debiased running averages and Laplace smoothing of the counts (ε = 1e-5); the codebook
-term is then reported but not trained. The codebook starts uniform in [-1/K, 1/K].
+decay γ (0.99), zero-debiased running averages and Laplace smoothing of the counts (ε = 1e-5), as DeepMind's
+Sonnet ``VectorQuantizerEMA``; the codebook term is then reported but not trained. The codebook starts as
+Sonnet's: uniform in ±sqrt(3 / D), or N(0, 1) with EMA.
+
+Departures from Sonnet, named: its terms are means over the code's elements, vaelab's sums over the code
+(the paper's squared norms, beside a reconstruction summed over pixels); and an EMA vector that no position
+has ever taken keeps its place, where Sonnet's update sends it to the origin.
 
 The training prior is uniform over the K vectors at every position (the paper's: its KL is the constant
 ``positions × log K`` and is left out). The paper generates from a PixelCNN fitted to the training codes'
@@ -111,9 +116,15 @@ class Codebook(nn.Module):
             self.vectors = nn.Parameter(torch.zeros(size, dim))
 
     def reset_parameters(self) -> None:
-        """Vectors uniform in [-1/K, 1/K] from the current RNG (seeded by ``build_model``); EMA state empty."""
+        """The authors' initial vectors (DeepMind's Sonnet), from the current RNG (seeded by ``build_model``):
+        uniform in ±sqrt(3 / D) (``uniform_unit_scaling``) for the loss-trained codebook, N(0, 1) for the EMA
+        one; the EMA's running sums empty."""
         with torch.no_grad():
-            self.vectors.uniform_(-1.0 / self.size, 1.0 / self.size)
+            if self.ema:
+                self.vectors.normal_()
+            else:
+                limit = math.sqrt(3.0 / self.dim)
+                self.vectors.uniform_(-limit, limit)
             if self.ema:
                 self.counts.zero_()
                 self.sums.zero_()
