@@ -73,4 +73,7 @@ def test_every_model_is_in_the_explorer(every_model_study):
     assert len(keys) == len(MODELS)
     for key in keys:
         assert len(explorer.prior([key], seed=0, n=2)["rows"][key]) == 2
+        # the ex-post density the evaluation fitted (a Gaussian mixture, or a VQ-VAE's categorical) draws too
+        expost = explorer.prior([key], seed=0, n=2, source="expost")
+        assert expost["missing"] == [] and len(expost["rows"][key]) == 2
         assert explorer.decode(key, [0.0, 0.0, 0.0], label=0)["image"]
