@@ -353,10 +353,11 @@ def study_list() -> None:
     """The built-in studies shipped with vaelab."""
     from vaelab.studies.spec import builtin_studies, load_study
 
-    for name in builtin_studies():
-        spec = load_study(name)
+    specs = {name: load_study(name) for name in builtin_studies()}
+    width = max((len(name) for name in specs), default=0) + 1  # a space after the longest name, always
+    for name, spec in specs.items():
         cells = len(spec.datasets) * len(spec.models) * len(spec.seeds)
-        typer.echo(f"{name:<14}{cells:>3} cells  {', '.join(spec.datasets)}: {spec.description}")
+        typer.echo(f"{name:<{width}}{cells:>3} cells  {', '.join(spec.datasets)}: {spec.description}")
 
 
 def _print_study_results(results: dict, out: Path) -> None:

@@ -158,6 +158,10 @@ def test_the_cli_gives_one_line_errors_for_bad_studies(tmp_path):
 def test_study_list_and_show(tmp_path):
     listed = run_cli("study", "list")
     assert listed.returncode == 0 and "thesis " in listed.stdout and "thesis-full" in listed.stdout
+    # the cell counts line up, whatever the longest name and however many cells (3 digits: generative-aes)
+    columns = {line.index(" cells ") for line in listed.stdout.splitlines() if " cells " in line}
+    assert len(columns) == 1 and all(" " in line.split(" cells ")[0].rstrip() for line in listed.stdout.splitlines()
+                                     if " cells " in line)
     shown = run_cli("study", "show", str(_write(tmp_path, GOOD)), "--no-estimate")
     assert shown.returncode == 0, shown.stderr
     assert "6 cells (1 data sets x 3 models x 2 seeds), 18 epochs in all" in shown.stdout
