@@ -119,3 +119,16 @@ def test_a_bad_protocol_is_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and "protocol" in result.stderr
     assert not (tmp_path / "out").exists()
     assert math.isfinite(1.0)
+
+
+def test_the_best_model_finding_when_the_reference_is_the_best(tiny):
+    from vaelab.studies.spec import validate_study
+    from vaelab.studies.study import best_model_sentence
+
+    spec = validate_study({**STUDY, "datasets": [f"idx:{tiny}"]}, "test")
+    table = {"vae": {"silhouette": {"mean": 0.30}}, "gmvae": {"silhouette": {"mean": 0.29}}}
+    per_seed = {"vae": {"0": {"silhouette": 0.3}, "1": {"silhouette": 0.3}},
+                "gmvae": {"0": {"silhouette": 0.27}, "1": {"silhouette": 0.31}}}
+    sentence = best_model_sentence(spec, spec.finding[0], table, per_seed)
+    # not "0.3000 against 0.3000 for vae": the reference is not set against itself
+    assert sentence == "vae has the highest silhouette of the 2 models (0.3000); gmvae is within the seeds' noise of it."

@@ -276,9 +276,9 @@ def best_model_sentence(spec: StudySpec, question: FindingSpec, table: dict[str,
     ranked = sorted(means, key=lambda model: sign * means[model], reverse=True)
     best = ranked[0]
     what = "highest" if sign > 0 else "lowest"
-    sentence = (f"{spec.label(best)} has the {what} {measure} of the {len(means)} models "
-                f"({means[best]:.4f} against {means[b]:.4f} for {spec.label(b)}")
-    if best != b:
+    sentence = f"{spec.label(best)} has the {what} {measure} of the {len(means)} models ({means[best]:.4f}"
+    if best != b:  # the best is the reference itself: nothing to set against it
+        sentence += f" against {means[b]:.4f} for {spec.label(b)}"
         difference = _paired(per_seed, best, b, measure, spec.seeds)
         if difference["mean"] is not None:
             ci = f" ± {difference['ci']:.4f}, 95% CI over seeds" if difference["ci"] is not None else ""
