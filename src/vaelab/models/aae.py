@@ -48,7 +48,8 @@ class Settings(base.ModelSettings):
 
     objective: Literal["aae"] = Field("aae", description="the model: its objective (overrides the preset)")
     adversarial_weight: float = Field(
-        1.0, ge=0.0, description="aae: λ, the weight of the encoder's adversarial term (fooling the discriminator)")
+        1.0, ge=0.0, description="aae: λ, the weight of the encoder's adversarial term in the joint step (the "
+                                 "alternating steps give that term its own Adam, which a weight would not change)")
     training: Literal["alternating", "joint"] = Field(
         "alternating", description="aae: alternating (the paper's three steps per batch, each with its own Adam: "
                                    "reconstruction, discriminator, encoder against it) or joint (one step of their sum)")
@@ -184,6 +185,7 @@ class Objective(base.Objective):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "aae": {"encoder": "mlp", "decoder": "mlp", "objective": "aae", "prior": "normal"},
-    # Makhzani et al.'s unsupervised clustering on MNIST: 16 clusters (they also report 30), a 5-d style
+    # Makhzani et al.'s unsupervised clustering on MNIST: 16 clusters (they also report 30); --latent sets the
+    # style's dimensions (5 in the README's runs)
     "aae-cluster": {"encoder": "mlp", "decoder": "mlp", "objective": "aae", "prior": "normal", "clusters": 16},
 }
