@@ -39,7 +39,7 @@ def test_every_model_gets_every_metric(short_study):
     out, stdout = short_study
     results = json.loads((out / "results.json").read_text())
     part = results["datasets"]["dsprites:400"]
-    assert list(part["per_seed"]) == ["vae", "bvae4", "bvae16", "btcvae", "factorvae"]
+    assert list(part["per_seed"]) == ["vae", "bvae4", "bvae16", "btcvae", "factorvae", "dipvae"]
     for model, seeds in part["per_seed"].items():
         values = seeds["0"]
         for name in METRICS:
