@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from vaelab.models.base import INFERENCE_BATCH
-from vaelab.models.distributions import bce_per_example, log_normal_diag
+from vaelab.models.distributions import GaussianPosterior, bce_per_example, log_normal_diag
 from vaelab.seeding import torch_generator
 
 
@@ -33,8 +33,9 @@ def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tenso
                         k: int, generator: torch.Generator, chunk: int = 4096,
                         log_prior: Callable[[torch.Tensor], torch.Tensor] = standard_normal_log_prob,
                         posterior=None) -> torch.Tensor:
-    """Importance-sampled log p(x) per example, with proposal q = N(mean, exp(logvar)) (or ``posterior``'s
-    ``sample`` and ``log_prob`` of ``(mean, logvar)``, where it is another family: the S-VAE's vMF).
+    """Importance-sampled log p(x) per example, with proposal q(z|x) = ``posterior`` (its ``sample`` and
+    ``log_prob`` of ``(mean, logvar)``): N(mean, exp(logvar)) by default, a model's own otherwise (the
+    S-VAE's vMF).
 
     ``log_likelihood(x_rep, z)`` returns log p(x|z) for rows of repeated
     examples and their samples; ``log_prior(z)`` returns log p(z) (a model's
@@ -44,6 +45,7 @@ def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tenso
     (example, sample) rows are decoded at once: with k = 1000 and the conv
     decoder, larger chunks cost gigabytes of activations.
     """
+    posterior = posterior if posterior is not None else GaussianPosterior()
     mean, logvar = mean.detach().cpu().double(), logvar.detach().cpu().double()
     n, d = mean.shape
     per_example = max(1, chunk // k)
@@ -51,14 +53,9 @@ def iwae_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tenso
     for start in range(0, n, per_example):
         mu, lv, xb = mean[start:start + per_example], logvar[start:start + per_example], x[start:start + per_example]
         b = len(mu)
-        if posterior is None or posterior.name == "gaussian":
-            eps = torch.randn((b, k, d), generator=generator, dtype=torch.float64)
-            z = mu.unsqueeze(1) + (0.5 * lv).exp().unsqueeze(1) * eps
-            log_q = log_normal_diag(z, mu.unsqueeze(1), lv.unsqueeze(1))
-        else:
-            mu_k, lv_k = mu.unsqueeze(1).expand(b, k, d), lv.unsqueeze(1).expand(b, k, lv.shape[-1])
-            z = posterior.sample(mu_k, lv_k, generator)
-            log_q = posterior.log_prob(z, mu_k, lv_k)
+        mu_k, lv_k = mu.unsqueeze(1).expand(b, k, d), lv.unsqueeze(1).expand(b, k, lv.shape[-1])
+        z = posterior.sample(mu_k, lv_k, generator)
+        log_q = posterior.log_prob(z, mu_k, lv_k)
         x_rep = xb.unsqueeze(1).expand(b, k, *xb.shape[1:]).reshape(b * k, *xb.shape[1:])
         log_lik = log_likelihood(x_rep, z.reshape(b * k, d)).cpu().double().view(b, k)
         log_w = log_lik + log_prior(z).cpu().double() - log_q
