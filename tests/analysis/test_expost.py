@@ -99,17 +99,16 @@ def test_the_file_round_trips_and_refuses_damage(tmp_path):
 # --- a quantised code's ex-post density: a categorical per position over the codebook (the VQ-VAE's) ---------------
 
 CODEBOOK = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+# 2 positions: the first takes vectors 0, 0, 1, 2 (frequencies 1/2, 1/4, 1/4), the second always 2
+INDICES = np.array([[0, 2], [0, 2], [1, 2], [2, 2]])
 
 
 def _quantised_codes() -> np.ndarray:
-    # 2 positions: the first takes vectors 0, 0, 1, 2 (frequencies 1/2, 1/4, 1/4), the second always 2
-    first = CODEBOOK[[0, 0, 1, 2]]
-    second = CODEBOOK[[2, 2, 2, 2]]
-    return np.concatenate([first, second], axis=1)
+    return CODEBOOK[INDICES].reshape(len(INDICES), -1)
 
 
 def test_the_categorical_is_each_position_s_index_frequencies():
-    density = fit_expost(_quantised_codes(), 10, seed=0, codebook=CODEBOOK)
+    density = fit_expost(_quantised_codes(), 10, seed=0, quantised=(INDICES, CODEBOOK))
     assert isinstance(density, CategoricalExPost)
     np.testing.assert_allclose(density.probabilities, [[0.5, 0.25, 0.25], [0.0, 0.0, 1.0]])
     assert density.latent == 4 and density.components == 3
@@ -119,7 +118,7 @@ def test_the_categorical_is_each_position_s_index_frequencies():
 
 
 def test_the_categorical_s_draws_follow_its_frequencies_and_repeat_with_their_seed():
-    density = fit_expost(_quantised_codes(), 10, seed=0, codebook=CODEBOOK)
+    density = fit_expost(_quantised_codes(), 10, seed=0, quantised=(INDICES, CODEBOOK))
     draws = density.sample(20000, seed=3)
     assert draws.shape == (20000, 4) and draws.dtype == np.float32
     first = [np.mean(np.all(draws[:, :2] == vector, axis=1)) for vector in CODEBOOK]
@@ -129,7 +128,7 @@ def test_the_categorical_s_draws_follow_its_frequencies_and_repeat_with_their_se
 
 
 def test_the_categorical_s_file_round_trips_and_refuses_damage(tmp_path):
-    density = fit_expost(_quantised_codes(), 10, seed=0, codebook=CODEBOOK)
+    density = fit_expost(_quantised_codes(), 10, seed=0, quantised=(INDICES, CODEBOOK))
     density.save(tmp_path / "expost.npz")
     again = load_expost(tmp_path / "expost.npz")
     assert isinstance(again, CategoricalExPost)
@@ -145,6 +144,7 @@ def test_the_categorical_s_file_round_trips_and_refuses_damage(tmp_path):
         load_expost(tmp_path / "shape.npz")  # two frequencies for three vectors
 
 
-def test_the_categorical_refuses_codes_that_are_not_whole_positions():
-    with pytest.raises(ValueError, match="codes"):
-        fit_expost(np.zeros((4, 3)), 10, seed=0, codebook=CODEBOOK)
+def test_the_categorical_refuses_indices_that_are_not_the_codebook_s():
+    for indices in (np.array([[0, 3]]), np.array([[-1, 0]]), np.zeros((0, 2), dtype=int), np.array([0, 1])):
+        with pytest.raises(ValueError, match="indices"):
+            fit_expost(np.zeros((1, 4)), 10, seed=0, quantised=(indices, CODEBOOK))

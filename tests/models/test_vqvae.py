@@ -129,7 +129,9 @@ def test_its_codebook_measures_and_prior():
     drawn = model.encoder.codebook.nearest(draws)
     torch.testing.assert_close(model.encoder.codebook.lookup(drawn), draws)  # codebook vectors only
     assert np.allclose(np.bincount(drawn.reshape(-1).numpy(), minlength=8) / 8000, 1 / 8, atol=0.02)
-    np.testing.assert_array_equal(model.objective.codebook(model), vectors.numpy())
+    indices, book = model.objective.quantised(model, codes)
+    np.testing.assert_array_equal(book, vectors.numpy())
+    np.testing.assert_array_equal(indices, [[0, 0], [3, 3], [1, 1], [1, 1]])  # each position's vector
 
 
 def test_an_ema_codebook_is_seeded_like_every_part_and_starts_as_sonnet_s():

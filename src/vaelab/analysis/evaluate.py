@@ -212,8 +212,9 @@ def _generation(c: Context) -> dict[str, float]:
 
 
 def _expost(c: Context) -> dict[str, float]:
-    density = c.timed("expost_fit", lambda: fit_expost(c.train_codes.mean, c.settings.expost_components, c.seed,
-                                                        c.model.objective.codebook(c.model)))
+    codes = c.train_codes.mean
+    density = c.timed("expost_fit", lambda: fit_expost(codes, c.settings.expost_components, c.seed,
+                                                        c.model.objective.quantised(c.model, codes)))
     c.evaluation.expost = density
     result = c.timed("expost", lambda: _generated(c, density.sample(c.settings.generation_samples, c.seed), "expost"))
     return {**result, "expost_components": float(density.components),

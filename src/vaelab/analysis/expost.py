@@ -78,16 +78,24 @@ class ExPostDensity:
     def load(cls, path: str | Path) -> "ExPostDensity":
         """Read a mixture written by :meth:`save`; a missing, damaged or inconsistent file is a one-line
         :class:`RunError`."""
-        saved = read_npz(Path(path))
+        return cls.from_saved(read_npz(Path(path)), path)
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, np.ndarray], path: str | Path) -> "ExPostDensity":
+        """The mixture in the arrays of a file already read (``path`` names it in the error)."""
         try:
             density = cls(np.asarray(saved["weights"], dtype=np.float64), np.asarray(saved["means"], dtype=np.float64),
                           np.asarray(saved["covariances"], dtype=np.float64), bool(saved["converged"]),
                           int(saved["iterations"]), float(saved["log_likelihood"]))
             _check(density)
         except (KeyError, TypeError, ValueError, np.linalg.LinAlgError):
-            raise RunError(f"{path} is damaged or not an ex-post density: evaluate the run again "
-                           "(`vaelab evaluate RUN_DIR --measures expost`)") from None
+            raise _damaged(path) from None
         return density
+
+
+def _damaged(path: str | Path) -> RunError:
+    return RunError(f"{path} is damaged or not an ex-post density: evaluate the run again "
+                    "(`vaelab evaluate RUN_DIR --measures expost`)")
 
 
 def _check(density: ExPostDensity) -> None:
@@ -148,7 +156,7 @@ def load_expost(path: str | Path) -> ExPost:
     a one-line :class:`RunError`."""
     saved = read_npz(Path(path))
     if "probabilities" not in saved:
-        return ExPostDensity.load(path)
+        return ExPostDensity.from_saved(saved, path)
     try:
         density = CategoricalExPost(np.asarray(saved["codebook"], dtype=np.float64),
                                     np.asarray(saved["probabilities"], dtype=np.float64),
@@ -159,34 +167,31 @@ def load_expost(path: str | Path) -> ExPost:
                 density.codebook).all() or not np.allclose(p.sum(1), 1.0, atol=1e-6):
             raise ValueError("values")
     except (KeyError, TypeError, ValueError):
-        raise RunError(f"{path} is damaged or not an ex-post density: evaluate the run again "
-                       "(`vaelab evaluate RUN_DIR --measures expost`)") from None
+        raise _damaged(path) from None
     return density
 
 
-def fit_categorical(codes: np.ndarray, codebook: np.ndarray) -> CategoricalExPost:
-    """The categorical per position of quantised ``codes`` (N, P x D) over ``codebook`` (K, D): each position's
-    index frequencies (each code's vector is its nearest codebook vector)."""
-    codes, codebook = np.asarray(codes, dtype=np.float64), np.asarray(codebook, dtype=np.float64)
-    k, dim = codebook.shape
-    if codes.ndim != 2 or len(codes) == 0 or codes.shape[1] % dim:
-        raise ValueError(f"the ex-post categorical needs codes (N, P x {dim}) with N > 0, not shape {codes.shape}")
-    flat = codes.reshape(-1, dim)
-    distances = (flat ** 2).sum(1)[:, None] - 2.0 * flat @ codebook.T + (codebook ** 2).sum(1)[None, :]
-    indices = distances.argmin(1).reshape(len(codes), -1)  # (N, P)
+def fit_categorical(indices: np.ndarray, codebook: np.ndarray) -> CategoricalExPost:
+    """The categorical per position of quantised codes over ``codebook`` (K, D): each position's frequencies
+    of the ``indices`` (N, P) of the codes' vectors (the model's :meth:`Objective.quantised`)."""
+    indices, codebook = np.asarray(indices), np.asarray(codebook, dtype=np.float64)
+    k = len(codebook)
+    if indices.ndim != 2 or indices.size == 0 or indices.min() < 0 or indices.max() >= k:
+        raise ValueError(f"the ex-post categorical needs indices (N, P) with N, P > 0 of the {k} codebook vectors")
     counts = np.stack([np.bincount(column, minlength=k) for column in indices.T]).astype(np.float64)
-    probabilities = counts / len(codes)
+    probabilities = counts / len(indices)
     log_p = np.log(probabilities[np.arange(indices.shape[1])[None, :], indices])
     return CategoricalExPost(codebook, probabilities, float(log_p.sum(1).mean()))
 
 
 def fit_expost(codes: np.ndarray, components: int, seed: int,
-               codebook: np.ndarray | None = None) -> ExPost:
+               quantised: tuple[np.ndarray, np.ndarray] | None = None) -> ExPost:
     """Fit the ex-post density to ``codes`` (N, d): the Gaussian mixture with Ghosh et al.'s settings,
     ``components`` capped at the number of distinct codes, the random state from ``(seed, "expost-fit")``;
-    or, for a quantised code (``codebook`` given, the VQ-VAE's), the categorical per position."""
-    if codebook is not None:
-        return fit_categorical(codes, codebook)
+    or, for a quantised code (``quantised``: the codes' vector indices and the codebook, the VQ-VAE's), the
+    categorical per position."""
+    if quantised is not None:
+        return fit_categorical(*quantised)
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
     from threadpoolctl import threadpool_limits

@@ -249,9 +249,10 @@ class Objective:
         """Whether the model assigns images to clusters of its own (a mixture prior, a categorical y)."""
         return bool(getattr(model.prior, "has_clusters", False))
 
-    def codebook(self, model) -> np.ndarray | None:
-        """The vectors (K, D) a quantised code is made of, or None for a continuous code (the VQ-VAE has them:
-        its ex-post density is then a categorical over them, per position)."""
+    def quantised(self, model, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """For a quantised code (the VQ-VAE's): the index of each position's vector (N, P) and the vectors
+        (K, D) they index, its ex-post density being a categorical over them per position; None for a
+        continuous code (the default)."""
         return None
 
     def code_measures(self, model, codes: np.ndarray) -> dict[str, float]:

@@ -225,17 +225,18 @@ class Objective(base.Objective):
     def prepare(self, model) -> None:
         model.prior = UniformCodebookPrior(self.settings.positions, self.settings.codebook_size)
 
-    def codebook(self, model) -> np.ndarray | None:
-        """The codebook's vectors (K, D): the ex-post density of this model is a categorical over them."""
-        return model.encoder.codebook.vectors.detach().float().cpu().numpy()
+    def quantised(self, model, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each position's codebook index (N, P), by the nearest-vector search of training, and the
+        codebook's vectors (K, D)."""
+        codebook = model.encoder.codebook
+        indices = codebook.nearest(torch.as_tensor(codes, dtype=torch.float32, device=model.device))
+        return indices.cpu().numpy(), codebook.vectors.detach().float().cpu().numpy()
 
     def code_measures(self, model, codes: np.ndarray) -> dict[str, float]:
         """``codebook_usage`` and ``codebook_perplexity`` of the (quantised) test codes."""
-        codebook = model.encoder.codebook
-        indices = codebook.nearest(torch.as_tensor(codes, dtype=torch.float32, device=model.device)).cpu()
-        used = len(torch.unique(indices))
-        return {"codebook_usage": used / codebook.size,
-                "codebook_perplexity": float(perplexity(indices, codebook.size))}
+        indices, vectors = self.quantised(model, codes)
+        return {"codebook_usage": len(np.unique(indices)) / len(vectors),
+                "codebook_perplexity": float(perplexity(torch.as_tensor(indices), len(vectors)))}
 
     def __call__(self, model, x: torch.Tensor, target: torch.Tensor, noise: torch.Generator | None = None,
                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
