@@ -309,6 +309,8 @@ STUDY_DAMAGE = {
     "results.json is []": ("results.json", b"[]", False),
     "results.json of an older vaelab": ("results.json", b'{"per_seed": {}}', False),
     "results.json lacks a model's table": ("results.json", None, False),
+    # found by the mutation test below: one flipped bit made an encoder "mlq", which the report read unchecked
+    "results.json names an encoder vaelab lacks": ("results.json", "bad model", False),
     "grids.npz is junk": (f"{CELL}/grids.npz", b"junk", False),
     "map.npz is truncated": (f"{CELL}/map.npz", "half", False),
     "codes.npz is junk": (f"{CELL}/codes.npz", b"PK\x03\x04", False),
@@ -324,6 +326,10 @@ def _damage(out: Path, name: str) -> None:
     if data is None:
         values = json.loads(path.read_text())
         next(iter(values["datasets"].values()))["aggregate"].pop("vae")
+        path.write_text(json.dumps(values))
+    elif data == "bad model":
+        values = json.loads(path.read_text())
+        values["study"]["models"]["vae"]["model"]["encoder"] = "mlq"
         path.write_text(json.dumps(values))
     elif data == "half":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from vaelab.config import RunConfig, build_config, config_hash
+from vaelab.config import ModelConfig, RunConfig, build_config, config_hash
 from vaelab.errors import ConfigError, RunError, notice
 from vaelab.io import is_finite_number, json_text, parse_json, read_json, write_json
 from vaelab.version import __version__
@@ -329,6 +330,15 @@ def load_results(out: str | Path) -> dict[str, Any]:
     return results
 
 
+def _valid_model(section: dict) -> bool:
+    """Whether a study's model section is settings this vaelab reads (the report asks each model for them)."""
+    try:
+        ModelConfig(**section)
+    except (ValidationError, TypeError, ValueError):
+        return False
+    return True
+
+
 def _complete(results: dict) -> bool:
     """Whether results.json has every part the report and the comparison read, of the right kind."""
     study = results["study"]
@@ -336,7 +346,7 @@ def _complete(results: dict) -> bool:
             and isinstance(study.get("evaluation"), dict) and isinstance(results.get("failed", []), list)):
         return False
     if not all(isinstance(m, dict) and isinstance(m.get("label"), str) and isinstance(m.get("model"), dict)
-               and isinstance(m.get("train"), dict) for m in study["models"].values()):
+               and isinstance(m.get("train"), dict) and _valid_model(m["model"]) for m in study["models"].values()):
         return False
     for part in results["datasets"].values():
         if not isinstance(part, dict):
