@@ -53,6 +53,24 @@ class FactorGrid:
         return np.stack(np.unravel_index(index, self.sizes), axis=1).astype(np.int64)
 
 
+def grid_subset(sizes: tuple[int, ...], n: int, seed: int = 0) -> np.ndarray:
+    """Factor indices (n, K) of ``n`` distinct points of the grid ``sizes``, drawn with ``seed``, in C order: the
+    fixed subset of a factor-grid data set (``dsprites:N``, ``dsprites-real:N``, ``3dshapes:N``)."""
+    total = int(np.prod(sizes))
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+    return np.stack(np.unravel_index(chosen, sizes), axis=1).astype(np.int64)
+
+
+def check_grid_order(classes: np.ndarray, sizes: tuple[int, ...], where: str) -> None:
+    """Refuse factor indices (one row an image) that are not every point of the grid ``sizes`` in C order, the
+    order dSprites and 3dshapes store their images in (what lets an image be found from its factors)."""
+    expected = FactorGrid(sizes, lambda f: f).points()
+    if classes.shape != expected.shape or not np.array_equal(classes, expected):
+        raise DataError(f"{where}: the factors are not the full {'x'.join(map(str, sizes))} grid in its stored order "
+                        "(the last factor fastest): the file is damaged or another data set; delete it and download "
+                        "it again")
+
+
 @dataclass
 class Dataset:
     """A labelled image data set split into train and test, as uint8 arrays."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vaelab.data.dataset import Dataset, FactorGrid, made_here, stratified_split
+from vaelab.data.dataset import Dataset, FactorGrid, grid_subset, made_here, stratified_split
 
 NAME = "dsprites"
 FACTOR_NAMES = ("shape", "scale", "orientation", "x", "y")
@@ -96,9 +96,7 @@ def grid_factors() -> np.ndarray:
 
 def subset_factors(n: int = SUBSET, seed: int = 0) -> np.ndarray:
     """``n`` distinct grid points drawn with ``seed`` (sorted): the factors of a subset."""
-    total = int(np.prod(FACTOR_SIZES))
-    chosen = np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
-    return np.stack(np.unravel_index(chosen, FACTOR_SIZES), axis=1)
+    return grid_subset(FACTOR_SIZES, n, seed)
 
 
 def load(seed: int, holdout: float = 0.2, size: int = SUBSET):

@@ -1,5 +1,6 @@
 """Data sets by name: ``mnist-5k`` (embedded), ``mnist``, ``fashion-mnist``, ``idx:PATH``, and the
-data sets with a module each (``digits``, ``dsprites``, ``cifar10``, ``svhn``: see :data:`MADE_HERE`)."""
+data sets with a module each (``digits``, ``dsprites``, ``dsprites-real``, ``3dshapes``, ``cifar10``, ``svhn``:
+see :data:`MADE_HERE`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from vaelab.data import cifar10, digits, dsprites, sources, svhn
+from vaelab.data import cifar10, digits, dsprites, dsprites_real, shapes3d, sources, svhn
 from vaelab.data.dataset import Dataset, DatasetModule, FactorGrid, stratified_split, to_tensor
 from vaelab.data.idx import check_pair, read_idx
 from vaelab.data.sources import candidate_folders
@@ -18,7 +19,8 @@ from vaelab.errors import DataError
 EMBEDDED = "mnist-5k"
 # Data sets with a module each, in the contract of vaelab.data.dataset.DatasetModule: adding one is a
 # module and a line here.
-MADE_HERE: dict[str, DatasetModule] = {module.NAME: module for module in (digits, dsprites, cifar10, svhn)}
+MADE_HERE: dict[str, DatasetModule] = {module.NAME: module for module in (digits, dsprites, dsprites_real,
+                                                                          shapes3d, cifar10, svhn)}
 __all__ = ["Dataset", "FactorGrid", "MADE_HERE", "load_dataset", "list_datasets", "stratified_split", "to_tensor",
            "candidate_folders", "transductive", "unknown_dataset", "validated", "check_same_data", "locate_full"]
 
@@ -183,7 +185,8 @@ def unknown_dataset(name: str) -> str | None:
         if not size.isdigit() or not sizes[0] <= int(size) <= sizes[1]:
             return f"{name!r}: write {base}:N with N from {sizes[0]:,} to {sizes[1]:,} images"
         return None
-    known = ", ".join([EMBEDDED, *sources.REMOTE_DATASETS, *MADE_HERE, "dsprites:N", "idx:PATH"])
+    sized = [f"{name}:N" for name, module in MADE_HERE.items() if module.SIZES is not None]
+    known = ", ".join([EMBEDDED, *sources.REMOTE_DATASETS, *MADE_HERE, *sized, "idx:PATH"])
     return f"unknown data set {name!r}: choose one of {known}"
 
 

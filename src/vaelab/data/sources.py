@@ -27,10 +27,17 @@ SPLIT_FILES = {
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One file of a downloadable data set and its SHA-256 as served by the mirrors."""
+    """One file of a downloadable data set and its checksum as served by the mirrors: its SHA-256, or only its MD5
+    where that is all its publishers give (dSprites, CelebA)."""
 
     name: str
     sha256: str
+    md5: str = ""
+
+    @property
+    def checksum(self) -> tuple[str, str]:
+        """(algorithm, hex digest) to check a download against: SHA-256 where it is known."""
+        return ("sha256", self.sha256) if self.sha256 else ("md5", self.md5)
 
 
 @dataclass(frozen=True)
@@ -103,17 +110,17 @@ def splits_in(folder: Path) -> dict[str, tuple[Path, Path]]:
     return found
 
 
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def sha256_of(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest (SHA-256, or ``algorithm``) of a file, read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def download_file(url: str, target: Path, sha256: str, timeout: float = 60.0) -> None:
-    """Download ``url`` to ``target``, verified against ``sha256``, atomically.
+def download_file(url: str, target: Path, sha256: str, timeout: float = 60.0, algorithm: str = "sha256") -> None:
+    """Download ``url`` to ``target``, verified against ``sha256`` (or the digest of ``algorithm``), atomically.
 
     A network error or a checksum mismatch raises :class:`DataError` and leaves
     ``target`` absent (the partial download is removed).
@@ -123,9 +130,9 @@ def download_file(url: str, target: Path, sha256: str, timeout: float = 60.0) ->
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
                 for chunk in iter(lambda: response.read(1 << 20), b""):
                     out.write(chunk)
-            actual = sha256_of(tmp)
+            actual = sha256_of(tmp, algorithm)
             if actual != sha256:
-                raise DataError(f"{url}: checksum mismatch (sha256 {actual[:12]}…, expected {sha256[:12]}…)")
+                raise DataError(f"{url}: checksum mismatch ({algorithm} {actual[:12]}…, expected {sha256[:12]}…)")
     except (urllib.error.URLError, OSError, TimeoutError) as error:
         reason = getattr(error, "reason", None) or error
         raise DataError(f"{url}: download failed: {reason}") from None
@@ -141,7 +148,8 @@ def fetch_remote(dataset: RemoteDataset, folder: Path, mirrors: tuple[str, ...] 
         failures = []
         for mirror in mirrors:
             try:
-                download_file(mirror + remote.name, target, remote.sha256)
+                algorithm, expected = remote.checksum
+                download_file(mirror + remote.name, target, expected, algorithm=algorithm)
                 break
             except DataError as error:
                 failures.append(str(error))
