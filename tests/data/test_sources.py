@@ -52,8 +52,9 @@ def test_idx_folder_without_pairs_says_what_is_needed(tmp_path):
 
 
 def test_unknown_name_lists_the_choices():
-    with pytest.raises(DataError, match="choose one of mnist-5k, mnist, fashion-mnist, digits, dsprites, dsprites-real, 3dshapes, cifar10, svhn, "
-                       "dsprites:N, dsprites-real:N, 3dshapes:N, idx:PATH"):
+    with pytest.raises(DataError, match="choose one of mnist-5k, mnist, fashion-mnist, digits, dsprites, dsprites-real, "
+                       "celeba, 3dshapes, cifar10, svhn, dsprites:N, dsprites-real:N, celeba:N, 3dshapes:N, "
+                       "celeba:ATTRIBUTE, idx:PATH"):
         load_dataset("cifar")
 
 

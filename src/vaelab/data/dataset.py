@@ -27,9 +27,12 @@ class DatasetModule(Protocol):
     DESCRIPTION: str  # one line for ``vaelab datasets``
     SIZES: tuple[int, int] | None  # ``name:N`` takes N images, N between the two; None: one size only
     READS_FILES: bool  # whether it reads files (found in --data-dir or the cache, or downloaded)
+    # Optional: LABELS, a tuple of the names a data set with several labelings accepts as ``name:LABEL`` (CelebA's
+    # attributes); the registry passes the one named as ``label=``.
 
     def load(self, seed: int, holdout: float = 0.2, **options) -> "Dataset":
-        """The data set; ``size=N`` where SIZES allows it, ``data_dir`` and ``download`` where it reads files."""
+        """The data set; ``size=N`` where SIZES allows it, ``label=`` where LABELS does, ``data_dir`` and
+        ``download`` where it reads files."""
 
     def where(self, data_dir: str | None = None) -> str:
         """Where it would be loaded from (``vaelab datasets``' last column)."""
@@ -89,6 +92,10 @@ class Dataset:
     factor_names: list[str] | None = None
     factor_grid: FactorGrid | None = None  # where the images are points of a full factor grid that can be rendered
     names: list[str] | None = None  # the classes' names, where the data set's own module gives them
+    # binary attributes of each image (0/1 uint8, (N, A)), where the data set has several (CelebA's 40)
+    train_attributes: np.ndarray | None = None
+    test_attributes: np.ndarray | None = None
+    attribute_names: list[str] | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -110,7 +117,8 @@ class Dataset:
         """SHA-256 of the split's arrays (shapes, dtypes and bytes): what a run was trained on, exactly."""
         digest = hashlib.sha256()
         arrays = [self.train_images, self.train_labels, self.test_images, self.test_labels]
-        arrays += [a for a in (self.train_factors, self.test_factors) if a is not None]
+        arrays += [a for a in (self.train_factors, self.test_factors, self.train_attributes, self.test_attributes)
+                   if a is not None]
         for array in arrays:
             array = np.ascontiguousarray(array)
             digest.update(f"{array.shape}{array.dtype.str}".encode())

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from vaelab.data import cifar10, digits, dsprites, dsprites_real, shapes3d, sources, svhn
+from vaelab.data import celeba, cifar10, digits, dsprites, dsprites_real, shapes3d, sources, svhn
 from vaelab.data.dataset import Dataset, DatasetModule, FactorGrid, stratified_split, to_tensor
 from vaelab.data.idx import check_pair, read_idx
 from vaelab.data.sources import candidate_folders
@@ -19,7 +19,7 @@ from vaelab.errors import DataError
 EMBEDDED = "mnist-5k"
 # Data sets with a module each, in the contract of vaelab.data.dataset.DatasetModule: adding one is a
 # module and a line here.
-MADE_HERE: dict[str, DatasetModule] = {module.NAME: module for module in (digits, dsprites, dsprites_real,
+MADE_HERE: dict[str, DatasetModule] = {module.NAME: module for module in (digits, dsprites, dsprites_real, celeba,
                                                                           shapes3d, cifar10, svhn)}
 __all__ = ["Dataset", "FactorGrid", "MADE_HERE", "load_dataset", "list_datasets", "stratified_split", "to_tensor",
            "candidate_folders", "transductive", "unknown_dataset", "validated", "check_same_data", "locate_full"]
@@ -136,9 +136,11 @@ def transductive(data: Dataset) -> Dataset:
     images = np.concatenate([data.train_images, data.test_images])
     labels = np.concatenate([data.train_labels, data.test_labels])
     factors = np.concatenate([data.train_factors, data.test_factors]) if data.train_factors is not None else None
+    attributes = np.concatenate([data.train_attributes, data.test_attributes]) \
+        if data.train_attributes is not None and data.test_attributes is not None else None
     return dataclasses.replace(data, train_images=images, train_labels=labels, test_images=images,
                                test_labels=labels, protocol="transductive", train_factors=factors,
-                               test_factors=factors)
+                               test_factors=factors, train_attributes=attributes, test_attributes=attributes)
 
 
 def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: bool) -> Dataset:
@@ -151,9 +153,10 @@ def _load(name: str, data_dir: str | None, holdout: float, seed: int, download: 
         problem = unknown_dataset(name)
         if problem:
             raise DataError(problem)
-        base, _, size = name.partition(":")
+        base, *parts = name.split(":")
         module = MADE_HERE[base]
-        options: dict[str, Any] = {"size": int(size)} if size else {}
+        options: dict[str, Any] = {("size" if part.isdigit() else "label"): int(part) if part.isdigit() else part
+                                   for part in parts}
         if module.READS_FILES:  # files from a folder, the cache or a download
             options.update(data_dir=data_dir, download=download)
         return validated(module.load(seed, holdout, **options))
@@ -177,17 +180,31 @@ def unknown_dataset(name: str) -> str | None:
     if name == EMBEDDED or name in sources.REMOTE_DATASETS or name in MADE_HERE or \
             (name.startswith("idx:") and len(name) > 4):
         return None
-    base, _, size = name.partition(":")
+    base, *parts = name.split(":")
     if base in MADE_HERE:
-        sizes = MADE_HERE[base].SIZES
-        if sizes is None:
-            return f"{base} has one size: write {base}, without ':{size}'"
-        if not size.isdigit() or not sizes[0] <= int(size) <= sizes[1]:
-            return f"{name!r}: write {base}:N with N from {sizes[0]:,} to {sizes[1]:,} images"
-        return None
+        return _suffix_problem(name, base, parts)
     sized = [f"{name}:N" for name, module in MADE_HERE.items() if module.SIZES is not None]
-    known = ", ".join([EMBEDDED, *sources.REMOTE_DATASETS, *MADE_HERE, *sized, "idx:PATH"])
+    labelled = [f"{name}:ATTRIBUTE" for name, module in MADE_HERE.items() if getattr(module, "LABELS", ())]
+    known = ", ".join([EMBEDDED, *sources.REMOTE_DATASETS, *MADE_HERE, *sized, *labelled, "idx:PATH"])
     return f"unknown data set {name!r}: choose one of {known}"
+
+
+def _suffix_problem(name: str, base: str, parts: list[str]) -> str | None:
+    """Why ``base:parts…`` names no variant of a data set with a module (one line), or None: a size ``N`` where its
+    SIZES allows one, a label where its LABELS holds it, each at most once."""
+    sizes = MADE_HERE[base].SIZES
+    labels: tuple[str, ...] = getattr(MADE_HERE[base], "LABELS", ())
+    numbers = [part for part in parts if part.isdigit()]
+    words = [part for part in parts if not part.isdigit()]
+    if labels and (len(words) > 1 or (words and words[0] not in labels)):
+        return f"{name!r}: {base}'s labels are its attributes: write {base}:ATTRIBUTE with one of {', '.join(labels)}"
+    if words and not labels or len(numbers) > 1 or (numbers and sizes is None):
+        if sizes is None:
+            return f"{base} has one size: write {base}, without ':{':'.join(parts)}'"
+        return f"{name!r}: write {base}:N with N from {sizes[0]:,} to {sizes[1]:,} images"
+    if numbers and sizes is not None and not sizes[0] <= int(numbers[0]) <= sizes[1]:
+        return f"{name!r}: write {base}:N with N from {sizes[0]:,} to {sizes[1]:,} images"
+    return None
 
 
 def list_datasets(data_dir: str | None = None) -> list[dict[str, str]]:

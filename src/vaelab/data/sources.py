@@ -119,8 +119,12 @@ def sha256_of(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def download_file(url: str, target: Path, sha256: str, timeout: float = 60.0, algorithm: str = "sha256") -> None:
+def download_file(url: str, target: Path, sha256: str, timeout: float = 60.0, algorithm: str = "sha256",
+                  refuse_html: bool = False) -> None:
     """Download ``url`` to ``target``, verified against ``sha256`` (or the digest of ``algorithm``), atomically.
+
+    ``refuse_html``: a web page served in place of the file (Google Drive's quota or virus-scan notice) is
+    refused as such, rather than as a checksum mismatch.
 
     A network error or a checksum mismatch raises :class:`DataError` and leaves
     ``target`` absent (the partial download is removed).
@@ -128,6 +132,9 @@ def download_file(url: str, target: Path, sha256: str, timeout: float = 60.0, al
     try:
         with atomic_path(target) as tmp:
             with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+                if refuse_html and response.headers.get_content_type() == "text/html":
+                    raise DataError(f"{url}: the server sent a web page, not the file (a download quota or a "
+                                    "confirmation page)")
                 for chunk in iter(lambda: response.read(1 << 20), b""):
                     out.write(chunk)
             actual = sha256_of(tmp, algorithm)
