@@ -89,6 +89,39 @@ def test_linear_probe_separates_separable_codes():
     assert result["linear_probe_accuracy"] == 1.0
 
 
+def test_attribute_probes_against_hand_cases_and_the_mann_whitney_auc():
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(800, 3))
+    noisy = (codes[:, 1] + rng.normal(scale=1.0, size=800) > 0).astype(np.uint8)
+    attributes = np.stack([(codes[:, 0] > 0.2).astype(np.uint8),  # a half-space of the codes: probed exactly
+                           noisy,  # read through noise: between chance and 1
+                           (rng.random(800) < 0.4).astype(np.uint8),  # unrelated to the codes: chance
+                           np.zeros(800, np.uint8)], axis=1)  # one value: cannot be probed, left out
+    names = ["edge", "noisy", "coin", "never"]
+    result = measures.attribute_probes(codes[:600], attributes[:600], codes[600:], attributes[600:], names)
+    assert result["attribute_accuracy_edge"] >= 0.98 and result["attribute_auc_edge"] >= 0.999
+    assert abs(result["attribute_auc_coin"] - 0.5) < 0.1 and 0.65 < result["attribute_auc_noisy"] < 0.95
+    assert "attribute_accuracy_never" not in result and "attribute_auc_never" not in result
+    assert result["attributes_mean_auc"] == pytest.approx(np.mean([result[f"attribute_auc_{n}"] for n in names[:3]]))
+    # the AUC is the Mann-Whitney U statistic of the probe's scores over (positives x negatives), computed apart
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(codes[:600])
+    scores = LogisticRegression(max_iter=2000).fit(scaler.transform(codes[:600]), noisy[:600]).decision_function(
+        scaler.transform(codes[600:]))
+    positive, negative = scores[noisy[600:] == 1], scores[noisy[600:] == 0]
+    u_statistic = sps.mannwhitneyu(positive, negative).statistic
+    assert result["attribute_auc_noisy"] == pytest.approx(u_statistic / (len(positive) * len(negative)), abs=1e-12)
+
+
+def test_attribute_directions_are_differences_of_means_by_hand():
+    codes = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 9.0]])
+    attributes = np.array([[1, 0], [1, 0], [0, 0], [0, 0]], np.uint8)
+    directions = measures.attribute_directions(codes, attributes)
+    assert directions.tolist() == [[1.0 - 5.0, 2.0 - 7.0], [0.0, 0.0]]  # with (1, 2) minus without (5, 7); empty: 0
+
+
 def test_clustering_accuracy_hand_computed_case():
     labels = np.array([0, 0, 1, 1, 2, 2])
     clusters = np.array([1, 1, 0, 0, 0, 2])

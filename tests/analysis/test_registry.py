@@ -17,7 +17,7 @@ def test_every_group_has_one_function_in_the_registry_s_order():
     assert tuple(evaluate.GROUP_FUNCTIONS) == registry.GROUPS
     assert registry.DEFAULT_GROUPS == tuple(g for g in registry.GROUPS if g not in ("manifold", "disentanglement"))
     assert registry.CLASSIFIER_GROUPS == {"generation", "expost", "perturbation"}
-    assert registry.TRAIN_CODE_GROUPS == {"knn", "probe", "expost"}
+    assert registry.TRAIN_CODE_GROUPS == {"knn", "probe", "attributes", "expost"}
 
 
 def test_each_measure_has_one_entry():
@@ -30,7 +30,7 @@ def test_the_headline_columns_keep_their_order():
     # the study table's columns (README's tour shows them): unchanged by the move to the registry
     assert list(registry.HEADLINE.values()) == ["silhouette", "5-NN acc", "probe acc", "own clusters acc",
                                                 "recon BCE", "prior FD", "ex-post FD", "IWAE NLL", "FactorVAE score", "MIG",
-                                                "DCI dis.", "SAP", "bits/dim", "N2D acc"]
+                                                "DCI dis.", "SAP", "bits/dim", "N2D acc", "attr. AUC"]
     assert registry.BAR_MEASURES == ("silhouette", "knn5_accuracy", "linear_probe_accuracy", "kmeans_nmi",
                                      "tsne_trustworthiness")
 

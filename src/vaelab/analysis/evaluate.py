@@ -163,6 +163,14 @@ def _probe(c: Context) -> dict[str, float]:
     return c.timed("probe", lambda: measures.linear_probe(train.mean, train.labels, c.test.mean, c.test.labels))
 
 
+def _attributes(c: Context) -> dict[str, float]:
+    train, test, names = c.data.train_attributes, c.data.test_attributes, c.data.attribute_names
+    if train is None or test is None or names is None:
+        return {}  # only data with several binary attributes
+    return c.timed("attributes", lambda: measures.attribute_probes(c.train_codes.mean, train, c.test.mean, test,
+                                                                   names))
+
+
 def _clustering(c: Context) -> dict[str, float]:
     result = c.timed("clustering", lambda: measures.clustering(c.codes, c.test.labels, c.seed))
     if c.model.has_clusters:  # a mixture prior or a categorical y: the model's own clusters
@@ -238,7 +246,8 @@ def _disentanglement(c: Context) -> dict[str, float]:
 
 # Each group of the measure registry (vaelab.analysis.registry) and the function that computes it.
 GROUP_FUNCTIONS: dict[str, Callable[[Context], dict[str, float]]] = {
-    "separation": _separation, "knn": _knn, "probe": _probe, "clustering": _clustering, "manifold": _manifold, "map": _map,
+    "separation": _separation, "knn": _knn, "probe": _probe, "attributes": _attributes, "clustering": _clustering,
+    "manifold": _manifold, "map": _map,
     "health": _health, "likelihood": _likelihood, "generation": _generation, "expost": _expost,
     "perturbation": _perturbation, "disentanglement": _disentanglement,
 }

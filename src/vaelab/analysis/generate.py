@@ -80,6 +80,10 @@ def traversals(model, code: np.ndarray, codes: np.ndarray, label: int | None = N
 
 
 N_SHOWN = 10  # test images shown per row in the figures
+# The attributes whose directions the report decodes, where a data set has them (CelebA's names); otherwise its
+# first four. Steps along a direction: 0 is the face's own code, 1 adds the whole mean difference.
+SHOWN_ATTRIBUTES = ("Smiling", "Male", "Eyeglasses", "Blond_Hair")
+DIRECTION_STEPS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 N_PRIOR = 12  # prior draws shown per model
 N_PER_CLUSTER = 8  # draws shown per cluster or class
 
@@ -100,9 +104,35 @@ def per_cluster_draws(model, seed: int, n: int = N_PER_CLUSTER) -> np.ndarray | 
     return np.stack([decode(model, z[c]) for c in range(prior.components)])
 
 
+@torch.no_grad()
+def attribute_walks(model, codes: np.ndarray, attributes: np.ndarray, names: list[str],
+                    labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """"Add a smile": for each shown attribute (:data:`SHOWN_ATTRIBUTES` where the data set has them), the first test
+    face without it, decoded from its code plus each of :data:`DIRECTION_STEPS` times the attribute's direction
+    (:func:`~vaelab.analysis.measures.attribute_directions` over the test codes). Returns ``(images (A, steps, …),
+    the attributes' names)``; attributes every face has, or none has, are skipped."""
+    from vaelab.analysis.measures import attribute_directions
+
+    wanted = [n for n in SHOWN_ATTRIBUTES if n in names] or list(names[:len(SHOWN_ATTRIBUTES)])
+    directions = attribute_directions(codes, attributes)
+    rows, shown = [], []
+    for name in wanted:
+        k = names.index(name)
+        without = np.flatnonzero(attributes[:, k] == 0)
+        if not len(without) or not directions[k].any():
+            continue
+        face = without[0]
+        z = codes[face][None].astype(np.float64) + np.asarray(DIRECTION_STEPS)[:, None] * directions[k][None]
+        face_labels = np.full(len(z), labels[face]) if labels is not None else None
+        rows.append(decode(model, z, face_labels))
+        shown.append(name)
+    return (np.stack(rows) if rows else np.zeros((0, len(DIRECTION_STEPS)))), np.asarray(shown, dtype=str)
+
+
 def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.ndarray, seed: int,
                  sigmas: tuple[float, ...], class_names: list[str],
-                 expost: ExPost | None = None) -> dict[str, np.ndarray]:
+                 expost: ExPost | None = None, attributes: tuple[np.ndarray, list[str]] | None = None
+                 ) -> dict[str, np.ndarray]:
     """What the report's image figures show for one run, decoded once so that the report only reads.
 
     ``originals``/``reconstructions``: the first test images and their decodings;
@@ -112,7 +142,9 @@ def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.n
     code's silhouette (sklearn), for the per-class plots; ``class_names`` in label order;
     ``per_cluster`` (models with clusters or labels only): :func:`per_cluster_draws`;
     ``traversal``/``traversal_dims``: :func:`traversals` from the first test image's code;
-    ``expost`` (where the ex-post density was fitted): as many of its draws as ``prior``, decoded.
+    ``expost`` (where the ex-post density was fitted): as many of its draws as ``prior``, decoded;
+    ``attribute_walks``/``attribute_shown`` (data with binary attributes, given as ``(test attributes,
+    names)``): :func:`attribute_walks`.
     """
     from sklearn.metrics import silhouette_samples
 
@@ -133,4 +165,6 @@ def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.n
         **({"per_cluster": clusters} if (clusters := per_cluster_draws(model, seed)) is not None else {}),
         **({"expost": decode(model, expost.sample(N_PRIOR, seed), cycled_labels(N_PRIOR, len(class_names)))}
            if expost is not None else {}),
+        **(dict(zip(("attribute_walks", "attribute_shown"), attribute_walks(model, codes, *attributes, labels)))
+           if attributes is not None else {}),
     }

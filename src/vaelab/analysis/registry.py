@@ -71,6 +71,13 @@ REGISTRY: tuple[Group, ...] = (
     Group("probe", "a linear probe of the classes", (
         Measure("linear_probe_accuracy", "logistic-regression probe accuracy", +1, headline="probe acc", column=2, bar=True),
     ), needs=frozenset({"train codes"})),
+    Group("attributes", "a linear probe of each binary attribute (data sets that have several: CelebA's 40)", (
+        Measure("attributes_mean_auc", "mean over the attributes of a linear probe's ROC AUC on the test codes", +1,
+                headline="attr. AUC", column=13),
+        Measure("attributes_mean_accuracy", "mean over the attributes of a linear probe's accuracy", +1),
+        Measure("attribute_auc_*", "linear probe ROC AUC of attribute {}", +1, detail=True),
+        Measure("attribute_accuracy_*", "linear probe accuracy of attribute {}", +1, detail=True),
+    ), needs=frozenset({"train codes", "attributes"})),
     Group("clustering", "k-means and GMM clusters (and a mixture model's own) against the classes", (
         Measure("kmeans_nmi", "k-means NMI with the classes", +1, bar=True),
         Measure("kmeans_ari", "k-means ARI with the classes", +1),

@@ -77,17 +77,28 @@ def read_attributes(path: Path) -> tuple[list[str], np.ndarray]:
     if tuple(names) != ATTRIBUTES:
         raise DataError(f"{path}: line 2 names {len(names)} attributes, not CelebA's 40 in their order: this is not "
                         "list_attr_celeba.txt")
-    count, rows = int(lines[0]), [line.split() for line in lines[2:] if line.strip()]
+    count, rows = int(lines[0]), [line for line in lines[2:] if line.strip()]
     if len(rows) != count:
         raise DataError(f"{path}: says {count:,} images but has {len(rows):,} rows: the file is truncated or edited; "
                         "download it again")
-    values = np.empty((count, len(ATTRIBUTES)), np.uint8)
+    try:  # numpy's C parser: a second for CelebA's 202,599 rows
+        values = np.loadtxt(rows, dtype=np.int8, usecols=range(1, 1 + len(ATTRIBUTES)), ndmin=2)
+        whole = values.shape == (count, len(ATTRIBUTES)) and bool(np.isin(values, (-1, 1)).all())
+    except ValueError:
+        whole = False
+    if not whole:
+        _refuse_first_bad_row(path, rows)
+    return [row.split(maxsplit=1)[0] for row in rows], (values == 1).astype(np.uint8)
+
+
+def _refuse_first_bad_row(path: Path, rows: list[str]) -> None:
+    """Name the first row of the attribute file that is not an image name and 40 values of -1 or 1."""
     for i, row in enumerate(rows):
-        if len(row) != 1 + len(ATTRIBUTES) or any(v not in ("1", "-1") for v in row[1:]):
-            raise DataError(f"{path}: line {i + 3} has {len(row) - 1} values where CelebA has 40 of -1 or 1: the "
+        values = row.split()[1:]
+        if len(values) != len(ATTRIBUTES) or any(v not in ("1", "-1") for v in values):
+            raise DataError(f"{path}: line {i + 3} has {len(values)} values where CelebA has 40 of -1 or 1: the "
                             "file is damaged; download it again")
-        values[i] = [v == "1" for v in row[1:]]
-    return [row[0] for row in rows], values
+    raise DataError(f"{path}: the attribute rows cannot be read: the file is damaged; download it again")
 
 
 def read_partition(path: Path, names: list[str]) -> np.ndarray:
@@ -129,6 +140,13 @@ def decode_face(payload: bytes, where: str) -> np.ndarray:
                         "are damaged; download them again") from None
 
 
+def identity(images_path: Path) -> str:
+    """What the cache is keyed by (with the image names): the archive's or folder's path, size and modification
+    time, and the crop and size (a changed file, or another decoding, is a new cache)."""
+    stat = images_path.stat()
+    return json.dumps([str(images_path.resolve()), stat.st_size, stat.st_mtime_ns, CROP, SIZE])
+
+
 class FaceSource:
     """The JPEGs, from the zip archive or the extracted folder: their bytes by image name."""
 
@@ -143,11 +161,6 @@ class FaceSource:
                 raise DataError(f"{path}: not a readable zip archive ({error}): it is truncated or not CelebA's; "
                                 "download it again") from None
             self.members = {Path(m.filename).name: m for m in self.archive.infolist() if not m.is_dir()}
-
-    def identity(self) -> str:
-        """What the cache is keyed by: the source's path, size and modification time (a changed file is new)."""
-        stat = self.path.stat()
-        return json.dumps([str(self.path.resolve()), stat.st_size, stat.st_mtime_ns, CROP, SIZE])
 
     def read(self, name: str) -> bytes:
         where = f"{self.path}: {name}"
@@ -245,14 +258,14 @@ def load(seed: int, holdout: float = 0.2, *, size: int | None = None, label: str
 
 def _cached_faces(images_path: Path, names: list[str]) -> np.ndarray:
     """The decoded faces of ``names``, memory-mapped from the cache, built first where it is not there."""
-    source = FaceSource(images_path)
-    try:
-        key = hashlib.sha256((source.identity() + "\n".join(names)).encode()).hexdigest()[:16]
-        cache = sources.cache_root() / NAME / f"faces-{SIZE}-{key}.npy"
-        if not cache.is_file():
+    key = hashlib.sha256((identity(images_path) + "\n".join(names)).encode()).hexdigest()[:16]
+    cache = sources.cache_root() / NAME / f"faces-{SIZE}-{key}.npy"
+    if not cache.is_file():
+        source = FaceSource(images_path)
+        try:
             build_cache(source, names, cache)
-    finally:
-        source.close()
+        finally:
+            source.close()
     faces = np.load(cache, mmap_mode="r")
     if faces.shape != (len(names), 3, SIZE, SIZE) or faces.dtype != np.uint8:
         raise DataError(f"{cache}: holds {faces.dtype} {faces.shape}, not the {len(names):,} decoded faces: delete "

@@ -143,10 +143,11 @@ def load(seed: int, holdout: float = 0.2, *, size: int = SUBSET, data_dir: str |
     read_factors(path)  # checked to be the grid in C order: a point's row is its raveled index
     grid = PackedGrid(read_packed(path))
     factors = grid_subset(FACTOR_SIZES, size)
-    images = grid(factors)
     train_i, test_i, _, _ = stratified_split(np.arange(len(factors)), factors[:, 0], holdout, seed, NAME)
+    factors = np.concatenate([factors[train_i], factors[test_i]])  # rendered in split order: the splits are views
+    images, n_train = grid(factors), len(train_i)
     name = NAME if size == SUBSET else f"{NAME}:{size}"
-    return Dataset(name, images[train_i], factors[train_i, 0], images[test_i], factors[test_i, 0], source=str(path),
-                   train_factors=factors[train_i], test_factors=factors[test_i],
+    return Dataset(name, images[:n_train], factors[:n_train, 0], images[n_train:], factors[n_train:, 0],
+                   source=str(path), train_factors=factors[:n_train], test_factors=factors[n_train:],
                    factor_names=list(dsprites.FACTOR_NAMES), factor_grid=FactorGrid(FACTOR_SIZES, grid),
                    names=list(dsprites.SHAPES))

@@ -98,21 +98,24 @@ class ShapesFile:
         return images, factors
 
     def rows(self, index: np.ndarray) -> np.ndarray:
-        """The images of rows ``index`` (any order, repeats allowed) as uint8 (N, 3, 64, 64), read in chunks."""
-        wanted, inverse = np.unique(np.asarray(index, dtype=np.int64), return_inverse=True)
-        out = np.empty((len(wanted), 3, SIZE, SIZE), np.uint8)
+        """The images of rows ``index`` (any order, repeats allowed) as uint8 (N, 3, 64, 64), read in chunks of
+        ascending rows and written straight to their places (one array in memory, however many are asked for)."""
+        index = np.asarray(index, dtype=np.int64)
+        wanted, first, inverse = np.unique(index, return_index=True, return_inverse=True)
+        if len(wanted) < len(index):  # repeats: read each row once
+            return self.rows(wanted)[inverse]
+        out = np.empty((len(index), 3, SIZE, SIZE), np.uint8)
         try:
             for start in range(0, len(wanted), CHUNK):
                 part = wanted[start:start + CHUNK]
                 low, high = int(part[0]), int(part[-1]) + 1
                 # a dense run is one slice (HDF5 decompresses each chunk once); a sparse one is a point selection
                 block = self.images[low:high][part - low] if high - low <= 4 * len(part) else self.images[part]
-                out[start:start + len(part)] = block.transpose(0, 3, 1, 2)
+                out[first[start:start + len(part)]] = block.transpose(0, 3, 1, 2)
         except (OSError, ValueError) as error:
             raise DataError(f"{self.path}: images cannot be read ({_reason(error)}): the file is damaged; delete it "
                             "and download it again") from None
-        in_order = len(wanted) == len(inverse) and np.array_equal(wanted, index)
-        return out if in_order else out[inverse]  # no second copy of a subset asked for in order
+        return out
 
     def close(self) -> None:
         self.handle.close()
@@ -158,16 +161,17 @@ def load(seed: int, holdout: float = 0.2, *, size: int = SUBSET, data_dir: str |
         _h5py()  # say what is missing before a 268 MB download, not after it
         sources.fetch_remote(sources.RemoteDataset(NAME, MIRRORS, (FILE,)), folder)
         path = folder / FILE.name
+    factors = grid_subset(FACTOR_SIZES, size)
+    train_i, test_i, _, _ = stratified_split(np.arange(len(factors)), factors[:, LABEL_FACTOR], holdout, seed, NAME)
+    factors = np.concatenate([factors[train_i], factors[test_i]])  # read in split order: the splits are views
     shapes = ShapesFile(path)
     try:
-        factors = grid_subset(FACTOR_SIZES, size)
         images = shapes.rows(np.asarray(np.ravel_multi_index(factors.T, FACTOR_SIZES)))
     finally:
         shapes.close()
-    labels = factors[:, LABEL_FACTOR]
-    train_i, test_i, _, _ = stratified_split(np.arange(len(factors)), labels, holdout, seed, NAME)
+    labels, n_train = factors[:, LABEL_FACTOR], len(train_i)
     name = NAME if size == SUBSET else f"{NAME}:{size}"
-    return Dataset(name, images[train_i], labels[train_i], images[test_i], labels[test_i], source=str(path),
-                   train_factors=factors[train_i], test_factors=factors[test_i], factor_names=list(FACTOR_NAMES),
+    return Dataset(name, images[:n_train], labels[:n_train], images[n_train:], labels[n_train:], source=str(path),
+                   train_factors=factors[:n_train], test_factors=factors[n_train:], factor_names=list(FACTOR_NAMES),
                    factor_grid=FactorGrid(FACTOR_SIZES, FileGrid(path), label_factor=LABEL_FACTOR),
                    names=[f"shape {k}" for k in range(FACTOR_SIZES[LABEL_FACTOR])])

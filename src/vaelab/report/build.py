@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, references_for
+from vaelab.analysis.generate import DIRECTION_STEPS
 from vaelab.analysis.registry import BAR_MEASURES
 from vaelab.config import ModelConfig
 from vaelab.data.registry import check_same_data, load_dataset
@@ -70,6 +71,21 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
         drawn["traversal"] = figures.image_rows(rows, out / "traversal.png",
                                                 "Latent traversals: one dimension swept over its mean ± 3 sd, "
                                                 "the others fixed at the first test image's code")
+    walks = {f"{label[k]}: + {name.replace('_', ' ')}": images for k, g in grids.items() if "attribute_walks" in g
+             for name, images in zip(g["attribute_shown"], g["attribute_walks"])}
+    if walks:
+        drawn["attribute_walks"] = figures.image_rows(
+            walks, out / "attribute_walks.png", "Attribute directions (mean test code with it minus without) added to "
+            "a test face without it, times the step above (0: the face's own code)",
+            [f"{step:+g}" for step in DIRECTION_STEPS])
+    attribute_names = sorted({m[len("attribute_auc_"):] for k in shown for m in part["aggregate"][k]
+                              if m.startswith("attribute_auc_")})
+    if attribute_names:
+        table = np.array([[part["aggregate"][k].get(f"attribute_auc_{n}", {}).get("mean", np.nan) for k in shown]
+                          for n in attribute_names], dtype=float)
+        drawn["attributes"] = figures.heatmap(table, attribute_names, [label[k] for k in shown],
+                                              out / "attributes.png", "Linear-probe ROC AUC of each attribute from "
+                                              "the test codes (mean over seeds; 0.5 is chance)")
     maps = {}
     for key, (_, run) in shown.items():
         saved, codes = read_npz(run / MAP_NPZ), read_npz(run / CODES_NPZ)

@@ -142,3 +142,21 @@ def bars(groups: list[str], series: dict[str, tuple[np.ndarray, np.ndarray]], pa
     ax.legend(frameon=False, fontsize=8, ncol=2)
     ax.set_title(title, fontsize=11)
     return _save(fig, path)
+
+
+def heatmap(table: np.ndarray, row_labels: list[str], column_labels: list[str], path: Path, title: str) -> Path:
+    """A table of values in [0, 1] as coloured cells, each written in (rows: e.g. attributes; columns: models);
+    a missing value (NaN) is left blank."""
+    fig, ax = plt.subplots(figsize=(1.3 * len(column_labels) + 2.8, 0.24 * len(row_labels) + 1.2))
+    shown = np.ma.masked_invalid(table)
+    ax.imshow(shown, cmap="viridis", vmin=0.5, vmax=1.0, aspect="auto", interpolation="nearest")
+    for (r, c), value in np.ndenumerate(table):
+        if np.isfinite(value):
+            ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if value > 0.8 else "white")
+    ax.set_yticks(range(len(row_labels)), [name.replace("_", " ") for name in row_labels], fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_xticks(range(len(column_labels)), column_labels, fontsize=9)
+    ax.tick_params(length=0)
+    ax.set_title(title, fontsize=10, pad=24)
+    return _save(fig, path)

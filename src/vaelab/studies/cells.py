@@ -210,9 +210,11 @@ def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
         write_npz(run_dir / records.MAP_NPZ, tsne=np.zeros((0, 2)), index=np.zeros(0, dtype=np.int64))
     codes = evaluation.test_codes
     evaluation.save_density(run_dir)
+    attributes = (data.test_attributes, data.attribute_names) \
+        if data.test_attributes is not None and data.attribute_names is not None else None
     write_npz(run_dir / records.GRIDS_NPZ, **figure_grids(run.model, data.test_images, codes.mean, codes.labels,
                                                            job.seed, settings.sigmas, data.class_names,
-                                                           evaluation.expost))
+                                                           evaluation.expost, attributes))
     record = measures_record(evaluation, job.groups, settings, reference)
     records.write_measures(run_dir, record)  # last: the cell is done
     outcome["timings"].update({f"measure/{name}": seconds for name, seconds in record["timings"].items()})
