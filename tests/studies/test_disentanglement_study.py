@@ -79,3 +79,30 @@ def test_traversals_sweep_one_dimension_and_keep_the_others():
     expected[:, 1] = values
     assert np.allclose(images[0], decode(model, expected), atol=1e-6)
     assert not torch.equal(torch.from_numpy(images[0][0]), torch.from_numpy(images[0][-1]))
+
+
+@pytest.mark.slow  # two models on two data sets, shrunk, end to end (about 20 s on 2 cores)
+def test_the_study_runs_on_deepmind_s_files_as_on_the_rendered_set(tmp_path, isolated_cache, monkeypatch):
+    pytest.importorskip("h5py")
+    from tests.data import test_factor_files as files
+    from vaelab.data import dsprites_real, shapes3d
+
+    monkeypatch.setattr(dsprites_real, "FACTOR_SIZES", files.SPRITE_GRID)
+    monkeypatch.setattr(shapes3d, "FACTOR_SIZES", files.SHAPES_GRID)
+    files.write_npz(isolated_cache / "vaelab" / "dsprites-real", files.sprite_arrays())
+    files.write_h5(isolated_cache / "vaelab" / "3dshapes", *files.shape_arrays())
+    spec = yaml.safe_load(resources.files("vaelab").joinpath("studies/builtin/disentanglement.yaml").read_text())
+    spec.update(datasets=["dsprites-real:120", "3dshapes:120"], seeds=1, train={**spec["train"], "epochs": 1},
+                evaluation={"tsne_points": 24, "tsne_iterations": 50, "dci_estimator": "forest"},
+                models={key: spec["models"][key] for key in ("vae", "factorvae")},
+                comparisons=[{"a": "factorvae", "b": "vae", "measures": ["factor_vae_score", "mig"]}])
+    for model in spec["models"].values():
+        model["model"]["hidden_layers"] = [32]
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    result = run_cli("study", "run", str(tmp_path / "study.yaml"), "--out", str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    for name, grid in (("dsprites-real:120", files.SPRITE_GRID), ("3dshapes:120", files.SHAPES_GRID)):
+        values = results["datasets"][name]["per_seed"]["factorvae"]["0"]
+        assert all(0.0 <= values[metric] <= 1.0 for metric in METRICS), name
+        assert values["disentanglement_points"] == float(np.prod(grid))  # the file's whole grid, not the subset
