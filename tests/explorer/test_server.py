@@ -80,6 +80,8 @@ def test_every_endpoint_answers_good_requests(server):
     ("/api/decode", {"key": "vae", "z": [10 ** 400, 0, 0, 0]}, "finite numbers only"),  # no float holds it
     ("/api/plane", {"keys": ["vae"], "source": "vae", "x": 10 ** 400, "y": 0}, "finite numbers only"),
     ("/api/centroids", {"keys": ["vae"], "sigma": -(10 ** 400), "seed": 0}, "sigma must be a number"),
+    ("/api/attribute", {"keys": ["vae"], "name": "Smiling", "point": 0}, "has no binary attributes to follow"),
+    ("/api/attribute", {"keys": ["vae"], "name": "Smiling"}, "missing field(s) point"),
 ])
 def test_bad_requests_get_a_400_with_a_message(server, path, payload, message):
     status, answer = call(server, path, payload)

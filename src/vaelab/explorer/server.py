@@ -131,6 +131,7 @@ def make_app(explorer: Explorer):
         Route("/api/interpolate", post(explorer.interpolate, ("keys", "a", "b", "steps", "path")), methods=["POST"]),
         Route("/api/centroids", post(explorer.centroids, ("keys", "sigma", "seed")), methods=["POST"]),
         Route("/api/prior", post(explorer.prior, ("keys", "seed", "n", "source")), methods=["POST"]),
+        Route("/api/attribute", post(explorer.attribute, ("keys", "name", "point", "steps")), methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
 

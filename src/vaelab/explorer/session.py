@@ -22,6 +22,7 @@ from vaelab import records
 from vaelab.analysis.encode import encode_images
 from vaelab.analysis.expost import ExPost, load_expost
 from vaelab.analysis.generate import class_centroids, cycled_labels, decode, prior_draws
+from vaelab.analysis.measures import attribute_directions
 from vaelab.analysis.registry import HEADLINE, describe
 from vaelab.data.dataset import to_tensor
 from vaelab.errors import RunError
@@ -181,6 +182,10 @@ class Explorer:
         self.images = self.data.test_images[self.index]  # uint8
         self.labels = np.asarray(self.data.test_labels[self.index], dtype=np.int64)
         self.class_names = self.data.class_names
+        # binary attributes of the shown images (CelebA's 40), where the data set has them
+        attributes, names = self.data.test_attributes, self.data.attribute_names or []
+        self.attributes = attributes[self.index] if attributes is not None else np.zeros((len(self.index), 0))
+        self.attribute_names = [name for k, name in enumerate(names) if 0 < self.attributes[:, k].sum() < len(self.index)]
         pixels = to_tensor(self.images)
         self.models: dict[str, Model] = {}
         for key, label, run in loaded:
@@ -202,6 +207,7 @@ class Explorer:
             "dataset": self.data.name,
             "points": len(self.index),
             "class_names": self.class_names,
+            "attributes": self.attribute_names,
             "projections": self.projections(),
             "measures": {name: {"short": short, "meaning": describe(name)[0]} for name, short in HEADLINE.items()},
             "models": [{
@@ -348,6 +354,26 @@ class Explorer:
                     z = prior_draws(m.model, n, seed).numpy()
             rows[m.key] = [data_uri(image) for image in self._decode(m, z, cycled_labels(n, len(self.class_names)))]
         return {"seed": seed, "n": n, "source": source, "rows": rows, "missing": missing}
+
+    def attribute(self, keys: Any, name: Any, point: Any, steps: Any = 7) -> dict[str, Any]:
+        """"Add a smile": attribute ``name``'s direction in each model's code space (the mean code of the shown
+        images with it minus the mean of those without) added to shown image ``point``'s code, ``steps`` amounts
+        from -1 to 2 (0: the image's own code, 1: the whole mean difference), decoded."""
+        if not self.attribute_names:
+            raise BadRequest(f"{self.data.name} has no binary attributes to follow (CelebA has 40)")
+        if name not in self.attribute_names:
+            raise BadRequest(f"unknown attribute {str(name)[:40]!r}: choose one of {', '.join(self.attribute_names)}")
+        point = self._point_index(point, "point")
+        steps = self._integer(steps, "steps", 2, MAX_IMAGES)
+        k = (self.data.attribute_names or []).index(name)
+        amounts = np.linspace(-1.0, 2.0, steps)
+        strips = {}
+        for m in self._models(keys):
+            direction = attribute_directions(m.codes, self.attributes[:, k:k + 1])[0]
+            z = m.codes[point][None] + amounts[:, None] * direction[None]
+            strips[m.key] = [data_uri(image) for image in
+                             self._decode(m, z, np.full(steps, self.labels[point]))]
+        return {"attribute": name, "point": point, "amounts": np.round(amounts, 4).tolist(), "strips": strips}
 
     # ----- helpers --------------------------------------------------------------------------------------
     def _decode(self, m: Model, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
