@@ -3,7 +3,8 @@
 The real files (CelebA, DeepMind's dSprites and 3D Shapes) cannot be fetched everywhere, so this writes
 **synthetic files of the real size and layout** into FOLDER (about 2.2 GB; skipped where already there):
 - ``celeba/``: 202,599 178x218 JPEGs of drawn faces in ``img_align_celeba.zip``, with both text files in
-  CelebA's layout and the official partition counts;
+  CelebA's layout and the official partition counts; 13 of the 40 attributes are drawn (:data:`DRAWN`: a
+  smile, glasses, hair colour, a hat…), the rest are random labels that nothing in the image shows;
 - ``dsprites-real/``: the 737,280-image grid rendered by vaelab, in dSprites' npz keys and dtypes;
 - ``3dshapes/``: 480,000 flat-coloured 64x64 scenes, gzip-chunked, with 3D Shapes' data set names and values.
 They are not CelebA's or DeepMind's data: only the costs of reading them carry over.
@@ -11,7 +12,8 @@ They are not CelebA's or DeepMind's data: only the costs of reading them carry o
 Then it loads each data set in a fresh process (the first CelebA load builds its cache in
 ``$XDG_CACHE_HOME``), and prints, side by side, each load's seconds and peak resident memory.
 
-Run: ``.venv/bin/python bench/data_files.py FOLDER``
+Run: ``.venv/bin/python bench/data_files.py FOLDER`` (``--faces N FOLDER`` writes only a CelebA of N faces, for
+a study of the attribute measures: ``vaelab study run … -d celeba --data-dir FOLDER``).
 """
 
 from __future__ import annotations
@@ -37,36 +39,75 @@ print(json.dumps({"seconds": time.perf_counter() - started, "train": len(data.tr
 """
 
 
-def write_celeba(folder: Path) -> None:
+# The attributes the synthetic faces draw (the others are drawn at random and not shown: a probe should read
+# the first from the codes and find only chance, 0.5, in the rest)
+DRAWN = ("Smiling", "Mouth_Slightly_Open", "Eyeglasses", "Blond_Hair", "Black_Hair", "Bald", "Wearing_Hat",
+         "Mustache", "Pale_Skin", "Wearing_Lipstick", "Male", "Rosy_Cheeks", "Bangs")
+
+
+def draw_face(rng: np.random.Generator, has: dict[str, bool]):
+    """One 178x218 face whose drawn attributes (:data:`DRAWN`) show: a smile, glasses, hair colour, a hat…"""
     from PIL import Image, ImageDraw, ImageFilter
+
+    image = Image.new("RGB", (178, 218), tuple(int(v) for v in rng.integers(0, 256, 3)))
+    draw = ImageDraw.Draw(image)
+    cx, cy = 89 + int(rng.integers(-6, 7)), 120 + int(rng.integers(-6, 7))
+    rx, ry = (52 if has["Male"] else 42) + int(rng.integers(-3, 4)), 60 + int(rng.integers(-4, 5))
+    skin = (235, 215, 200) if has["Pale_Skin"] else tuple(int(v) for v in rng.integers((120, 80, 60), (200, 160, 130)))
+    if not has["Bald"]:
+        hair = (230, 200, 90) if has["Blond_Hair"] else (25, 20, 20) if has["Black_Hair"] else (110, 70, 40)
+        draw.ellipse((cx - rx - 8, cy - ry - 14, cx + rx + 8, cy + 10), fill=hair)
+    draw.rounded_rectangle((cx - rx, cy - ry, cx + rx, cy + ry), radius=18 if has["Male"] else 40, fill=skin)
+    if has["Bangs"] and not has["Bald"]:
+        draw.rectangle((cx - rx + 4, cy - ry, cx + rx - 4, cy - ry + 24), fill=hair)
+    if has["Wearing_Hat"]:
+        draw.rectangle((cx - rx - 12, cy - ry - 6, cx + rx + 12, cy - ry + 6), fill=(40, 40, 120))
+        draw.rectangle((cx - rx + 6, cy - ry - 40, cx + rx - 6, cy - ry), fill=(40, 40, 120))
+    for dx in (-18, 18):
+        draw.ellipse((cx + dx - 6, cy - 19, cx + dx + 6, cy - 11), fill=(30, 30, 30))
+        if has["Eyeglasses"]:
+            draw.rectangle((cx + dx - 13, cy - 25, cx + dx + 13, cy - 5), outline=(10, 10, 10), width=3)
+        if has["Rosy_Cheeks"]:
+            draw.ellipse((cx + 2 * dx - 9, cy + 4, cx + 2 * dx + 9, cy + 18), fill=(225, 120, 130))
+    if has["Eyeglasses"]:
+        draw.line((cx - 5, cy - 15, cx + 5, cy - 15), fill=(10, 10, 10), width=3)
+    lips = (200, 20, 40) if has["Wearing_Lipstick"] else (120, 50, 50)
+    if has["Mouth_Slightly_Open"]:
+        draw.ellipse((cx - 12, cy + 22, cx + 12, cy + 36), fill=(40, 10, 10), outline=lips, width=3)
+    elif has["Smiling"]:
+        draw.arc((cx - 22, cy + 8, cx + 22, cy + 36), 20, 160, fill=lips, width=4)
+    else:
+        draw.line((cx - 16, cy + 28, cx + 16, cy + 28), fill=lips, width=4)
+    if has["Mustache"]:
+        draw.rectangle((cx - 18, cy + 14, cx + 18, cy + 20), fill=(50, 35, 25))
+    return image.filter(ImageFilter.SMOOTH)
+
+
+def write_celeba(folder: Path, n: int = 202_599) -> None:
+    """A CelebA of ``n`` synthetic faces in its files' layout (the official partition's shares)."""
+    from PIL import Image
 
     from vaelab.data.celeba import ATTRIBUTES
 
     folder.mkdir(parents=True, exist_ok=True)
-    n, rng = 202_599, np.random.default_rng(0)
+    rng = np.random.default_rng(0)
     names = [f"{i + 1:06d}.jpg" for i in range(n)]
-    table = np.where(rng.random((n, 40)) < 0.3, 1, -1)
+    table = np.where(rng.random((n, 40)) < 0.35, 1, -1)
     with open(folder / "list_attr_celeba.txt", "w") as out:
         out.write(f"{n}\n" + " ".join(ATTRIBUTES) + " \n")
         out.writelines(name + " " + " ".join(f"{v:2d}" for v in row) + "\n" for name, row in zip(names, table))
-    partition = [0] * 162_770 + [1] * 19_867 + [2] * 19_962
+    n_train, n_valid = round(n * 162_770 / 202_599), round(n * 19_867 / 202_599)
+    partition = [0] * n_train + [1] * n_valid + [2] * (n - n_train - n_valid)
     with open(folder / "list_eval_partition.txt", "w") as out:
         out.writelines(f"{name} {p}\n" for name, p in zip(names, partition))
     grain = np.asarray(Image.effect_noise((178, 218), 40).convert("RGB")).astype(np.int16) - 128
     with zipfile.ZipFile(folder / "img_align_celeba.zip", "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("img_align_celeba/", b"")
-        for name in names:
-            image = Image.new("RGB", (178, 218), tuple(int(v) for v in rng.integers(0, 256, 3)))
-            draw = ImageDraw.Draw(image)
-            cx, cy = 89 + int(rng.integers(-8, 9)), 120 + int(rng.integers(-8, 9))
-            rx, ry = 45 + int(rng.integers(-6, 7)), 60 + int(rng.integers(-6, 7))
-            draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=tuple(int(v) for v in rng.integers(120, 256, 3)))
-            for dx in (-18, 18):
-                draw.ellipse((cx + dx - 6, cy - 19, cx + dx + 6, cy - 11), fill=(30, 30, 30))
-            draw.arc((cx - 20, cy + 10, cx + 20, cy + 35), 0, 180, fill=(120, 20, 20), width=3)
-            pixels = np.clip(np.asarray(image, np.int16) + grain // 4, 0, 255).astype(np.uint8)
+        for name, row in zip(names, table):
+            has = {attribute: bool(row[ATTRIBUTES.index(attribute)] == 1) for attribute in DRAWN}
+            pixels = np.clip(np.asarray(draw_face(rng, has), np.int16) + grain // 4, 0, 255).astype(np.uint8)
             buffer = io.BytesIO()
-            Image.fromarray(pixels).filter(ImageFilter.SMOOTH).save(buffer, format="JPEG", quality=90)
+            Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
             archive.writestr("img_align_celeba/" + name, buffer.getvalue())
 
 
@@ -135,6 +176,9 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) == 4 and sys.argv[1] == "--faces":
+        write_celeba(Path(sys.argv[3]), int(sys.argv[2]))
+    elif len(sys.argv) == 2:
+        main(Path(sys.argv[1]))
+    else:
         sys.exit(__doc__)
-    main(Path(sys.argv[1]))
