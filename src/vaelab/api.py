@@ -8,6 +8,8 @@
 >>> results = vaelab.run_study("my-study.yaml", out="studies/mine")          # doctest: +SKIP
 >>> results = vaelab.reproduce("results", seeds=3)                           # doctest: +SKIP
 >>> vaelab.explore(["studies/variants"]).run()                               # doctest: +SKIP
+>>> vaelab.export("runs/vae", "vae-bundle.tar.gz")                           # doctest: +SKIP
+>>> run = vaelab.load("vae-bundle.tar.gz")                                   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pydantic import ValidationError
 
 # The measures, studies, report and explorer are imported where they are used: `vaelab train` and `vaelab.load`
 # must not pay for scikit-learn, openTSNE and matplotlib (0.4-0.8 s measured), nor need the explore extra.
-from vaelab import records
+from vaelab import bundle, records
 from vaelab.analysis import compare as comparison
 from vaelab.analysis.classifier import load_or_train_classifier
 from vaelab.analysis.encode import Codes, encode_split
@@ -88,8 +90,29 @@ def default_run_dir(model: str | None, config: RunConfig) -> Path:
 
 
 def load(run_dir: str | Path, device: str = "auto") -> TrainedRun:
-    """Load a trained run directory (model in eval mode on ``device``, config, history)."""
+    """Load a trained run directory, or a bundle (a folder or ``.tar.gz`` that ``vaelab export`` wrote, checked
+    against its checksums first): model in eval mode on ``device``, config, history."""
+    if bundle.is_bundle(run_dir):
+        run_dir = bundle.open_bundle(run_dir)
     return load_run(run_dir, device)
+
+
+def export(run_dir: str | Path, out: str | Path) -> Path:
+    """Write the bundle of a finished run to ``out`` (a new folder, or a ``.tar.gz`` file): weights, config, data
+    set name and fingerprint, measures (with a study's CIs where the run is a study's cell), hardware and a model
+    card, each file checksummed; :func:`load` and ``vaelab explore`` open it."""
+    return bundle.export(run_dir, out)
+
+
+def import_bundle(source: str | Path, out: str | Path) -> Path:
+    """Check a bundle against its checksums and copy its files into the new run folder ``out``."""
+    folder, out = bundle.open_bundle(source), Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} already exists: give a new folder (or delete it)")
+    import shutil
+
+    shutil.copytree(folder, out, dirs_exist_ok=True)
+    return out
 
 
 def encode(run: TrainedRun | str | Path, split: str = "test", device: str = "auto") -> Codes:

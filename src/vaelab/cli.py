@@ -470,8 +470,35 @@ def compare(
 
 
 @app.command()
+def export(
+    run: Path = typer.Argument(..., help="a finished run folder (a study's cell too)"),
+    out: Path = typer.Option(..., "--out", "-o", help="a new folder, or a FILE.tar.gz"),
+) -> None:
+    """Write a run as a bundle that needs only vaelab to load: weights (safetensors), config, data set name and
+    fingerprint, measures, hardware, a model card (README.md) and every file's checksum."""
+    from vaelab import api
+
+    written = api.export(run, out)
+    size = sum(f.stat().st_size for f in written.iterdir()) if written.is_dir() else written.stat().st_size
+    typer.echo(f"bundle: {written} ({size / 1e6:.2f} MB); load it with vaelab.load({str(written)!r}) or "
+               f"vaelab explore {written}")
+
+
+@app.command("import")
+def import_(
+    source: Path = typer.Argument(..., help="a bundle: a folder or .tar.gz that `vaelab export` wrote"),
+    out: Path = typer.Option(..., "--out", "-o", help="the run folder to create"),
+) -> None:
+    """Check a bundle's files against their checksums and unpack it into a run folder."""
+    from vaelab import api
+
+    typer.echo(f"imported: {api.import_bundle(source, out)}")
+
+
+@app.command()
 def explore(
-    folders: list[Path] = typer.Argument(..., help="run folders, or a study folder (its models, first complete seed)"),
+    folders: list[Path] = typer.Argument(..., help="run folders, bundles, or a study folder (its models, first "
+                                         "complete seed)"),
     port: int = typer.Option(0, "--port", help="port to listen on [a free one]"),
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on; anything but loopback is "
                              "reachable from other machines (a warning says so)"),

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaelab import records
+from vaelab import bundle, records
 from vaelab.analysis.encode import encode_images
 from vaelab.analysis.expost import ExPost, load_expost
 from vaelab.analysis.generate import class_centroids, cycled_labels, decode, prior_draws
@@ -119,7 +119,10 @@ def find_runs(folders: list[str | Path], dataset: str | None = None) -> list[tup
     first seed that all its models finished, on its first data set (or ``dataset``)."""
     found: list[tuple[str, str, Path]] = []
     for folder in map(Path, folders):
-        if records.is_run_folder(folder):
+        if bundle.is_bundle(folder):  # checked against its checksums; an archive is unpacked into the cache
+            name = folder.name.removesuffix(".tar.gz")
+            found.append((name, name, bundle.open_bundle(folder)))
+        elif records.is_run_folder(folder):
             found.append((folder.name, folder.name, folder))
         elif records.is_study_folder(folder):
             found.extend(_study_runs(folder, dataset))
