@@ -10,7 +10,7 @@ OUT    ?= results
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,ray,explore,umap,h5]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,ray,explore,umap,h5,tensorboard]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## the thesis study end to end (quick profile, mnist-5k), report in $(OUT)/

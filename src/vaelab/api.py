@@ -31,6 +31,8 @@ from vaelab.config import RunConfig, build_config, merge, preset, read_yaml, run
 from vaelab.data.sources import cache_root
 from vaelab.errors import ConfigError
 from vaelab.io import folder_lock
+from vaelab.data.registry import load_dataset
+from vaelab.training.tblog import LOG_DIR, LOGS, PROJECTOR_POINTS, open_log, require_tensorboard
 from vaelab.training.trainer import TrainedRun, fit, load_run, resume_config
 
 
@@ -59,7 +61,8 @@ def make_config(model: str | None = None, *, config_file: str | Path | None = No
 
 
 def train(model: str | None = "vae", *, out: str | Path | None = None, config_file: str | Path | None = None,
-          resume: bool = False, progress: bool = False, device: str = "auto", **options: Any) -> TrainedRun:
+          resume: bool = False, progress: bool = False, device: str = "auto", log: str = "none",
+          **options: Any) -> TrainedRun:
     """Train a model and write its run directory.
 
     ``model`` is a preset (``ae``, ``vae``, ``conv-vae``, ``convenc-vae``) or
@@ -68,6 +71,8 @@ def train(model: str | None = "vae", *, out: str | Path | None = None, config_fi
     if there is one), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. With
     ``resume=True`` an existing run continues from its saved config; only
     ``epochs`` may change (any other option that differs is refused).
+    ``log="tensorboard"`` also writes the loss terms, image grids and the test
+    codes' projector to ``RUN/tensorboard`` (:mod:`vaelab.training.tblog`).
     Returns the :class:`TrainedRun`.
     """
     if resume and out is None:
@@ -79,7 +84,22 @@ def train(model: str | None = "vae", *, out: str | Path | None = None, config_fi
             saved = resume_config(out)  # a missing or damaged run is a RunError
     config = make_config(model, config_file=config_file, base=saved, **options)
     run_dir = Path(out) if out is not None else default_run_dir(model, config)
-    return fit(config, run_dir, resume=resume, progress=progress, device=device)
+    if log not in LOGS:
+        raise ConfigError(f"unknown log {log!r}: choose one of {', '.join(LOGS)}")
+    if log == "none":
+        return fit(config, run_dir, resume=resume, progress=progress, device=device)
+    require_tensorboard()  # before any training: one line if the extra is missing
+    data = load_dataset(config.data.name, data_dir=config.data.data_dir, holdout=config.data.holdout,
+                        seed=config.train.seed, protocol=config.data.protocol)
+    board = open_log(log, run_dir / LOG_DIR, data, config.train.seed, config.train.epochs)
+    assert board is not None
+    try:
+        run = fit(config, run_dir, dataset=data, resume=resume, progress=progress, device=device, log=board)
+        codes = encode_split(run.model, data.test_images[:PROJECTOR_POINTS], data.test_labels[:PROJECTOR_POINTS])
+        board.projector(codes.mean, codes.labels, data.test_images, len(run.history))
+    finally:
+        board.close()
+    return run
 
 
 def default_run_dir(model: str | None, config: RunConfig) -> Path:
@@ -181,7 +201,7 @@ def run_study(study: str | Path | Any, out: str | Path | None = None, *, executo
               address: str | None = None, cpus_per_cell: int | None = None, gpus_per_cell: float = 0.0,
               device: str = "auto", progress: bool = False, draw_report: bool = True,
               datasets: list[str] | None = None, seeds: int | list[int] | None = None,
-              protocol: str | None = None) -> dict[str, Any]:
+              protocol: str | None = None, log: str | None = None) -> dict[str, Any]:
     """Run a study (a YAML file, a built-in study's name, or a :class:`~vaelab.studies.spec.StudySpec`).
 
     Writes ``out`` (default ``studies/<name>``): runs, results.json, figures and the
@@ -189,7 +209,8 @@ def run_study(study: str | Path | Any, out: str | Path | None = None, *, executo
     resume, failed ones are listed under ``failed`` while the others finish.
     ``executor``: ``local`` or ``ray`` (``address``, ``cpus_per_cell``, ``gpus_per_cell``).
     ``datasets``, ``seeds`` (a count or a list) and ``protocol`` (``holdout`` or
-    ``transductive``) replace the study file's own.
+    ``transductive``) replace the study file's own; so does ``log`` (``tensorboard``: every cell's log under
+    ``out/tensorboard``).
     """
     from vaelab.report.build import build_report
     from vaelab.studies.executors import ExecutorOptions
@@ -197,8 +218,8 @@ def run_study(study: str | Path | Any, out: str | Path | None = None, *, executo
     from vaelab.studies.study import run_study as run
 
     spec = study if isinstance(study, StudySpec) else load_study(study)
-    if datasets or seeds is not None or protocol is not None:
-        spec = spec.with_overrides(datasets=datasets, seeds=seeds, protocol=protocol)
+    if datasets or seeds is not None or protocol is not None or log is not None:
+        spec = spec.with_overrides(datasets=datasets, seeds=seeds, protocol=protocol, log=log)
     out = Path(out) if out is not None else Path("studies") / spec.name
     options = ExecutorOptions(executor, address, cpus_per_cell, gpus_per_cell)
     # the engine runs the cells and writes results.json; the report is drawn here, inside its lock

@@ -117,7 +117,7 @@ def measures(
 
 
 def train(model: Optional[str], config: Optional[Path], out: Optional[Path], resume: Optional[Path], quiet: bool,
-          device: str, **options) -> None:
+          device: str, log: str = "none", **options) -> None:
     """Train a model on a data set and write its run directory (checkpoint after every epoch)."""
     from vaelab import api
 
@@ -126,11 +126,11 @@ def train(model: Optional[str], config: Optional[Path], out: Optional[Path], res
         if others or model or config or out:
             fail("--resume continues a run with its saved config; only --epochs may be given with it")
         run = api.train(None, out=resume, resume=True, epochs=options.get("epochs"), progress=not quiet,
-                        device=device)
+                        device=device, log=log)
     else:
         if model is None and config is None:
             model = "vae"
-        run = api.train(model, out=out, config_file=config, progress=not quiet, device=device, **options)
+        run = api.train(model, out=out, config_file=config, progress=not quiet, device=device, log=log, **options)
     _print_train_summary(run)
 
 
@@ -171,6 +171,8 @@ def _train_signature() -> inspect.Signature:
         ("resume", Optional[Path], typer.Option(None, "--resume", help="continue the interrupted run in this directory")),
         ("quiet", bool, typer.Option(False, "--quiet", "-q", help="no progress bar")),
         ("device", str, DEVICE_OPTION),
+        ("log", str, typer.Option("none", "--log", help="none, or tensorboard: loss terms, image grids and the test "
+                                                        "codes' projector in RUN/tensorboard (the tensorboard extra)")),
     ]
     parameters = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
                   for name, annotation, default in own]
@@ -258,6 +260,8 @@ def study_run(
     seeds: Optional[int] = typer.Option(None, "--seeds", help="seeds 0..N-1 instead of the study's"),
     protocol: Optional[str] = typer.Option(None, "--protocol", help="holdout or transductive (train and measure on "
                                            "every image) instead of the study's"),
+    log: Optional[str] = typer.Option(None, "--log", help="none, or tensorboard: every cell's log under "
+                                      "OUT/tensorboard/DATASET/CELL (the tensorboard extra) [the study's]"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress display"),
     device: str = DEVICE_OPTION,
     executor: str = EXECUTOR_OPTION,
@@ -273,7 +277,7 @@ def study_run(
     out = out if out is not None else Path("studies") / spec.name
     results = api.run_study(spec, out, executor=executor, address=address, cpus_per_cell=cpus_per_cell,
                             gpus_per_cell=gpus_per_cell, device=device, progress=not quiet,
-                            datasets=dataset or None, seeds=seeds, protocol=protocol)
+                            datasets=dataset or None, seeds=seeds, protocol=protocol, log=log)
     _print_study_results(results, out)
 
 

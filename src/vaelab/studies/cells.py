@@ -31,12 +31,13 @@ from vaelab import records
 from vaelab.analysis.classifier import load_or_train_classifier
 from vaelab.analysis.evaluate import evaluate, make_reference, measures_record
 from vaelab.analysis.generate import figure_grids
-from vaelab.analysis.registry import CLASSIFIER_GROUPS
+from vaelab.analysis.registry import CLASSIFIER_GROUPS, is_detail
 from vaelab.config import EvalSettings, RunConfig
 from vaelab.data.registry import check_same_data, load_dataset
 from vaelab.errors import RunError, VaelabError
 from vaelab.hardware import make_deterministic, resolve
 from vaelab.io import folder_lock, write_npz
+from vaelab.training.tblog import LOG_DIR, TensorBoardLog, open_log
 from vaelab.training.trainer import fit, load_run
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Job:
     device: str = "cpu"
     precision: str = "fp32"
     threads: int | None = None  # torch threads for this job (results of conv models depend on it)
+    log: str = "none"  # or "tensorboard": the cell's log under STUDY/tensorboard/DATASET/CELL
     cell: Cell | None = None  # cell jobs: the cell, and the measure groups
     groups: tuple[str, ...] = ()
 
@@ -190,8 +192,19 @@ def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
         raise ValueError(f"{job.name} is a classifier job, not a cell's")
     data = study_data(job.dataset, job.data_dir, job.seed, job.protocol)
     run_dir = job.run_dir
+    log_dir = Path(job.root) / LOG_DIR / run_dir.relative_to(Path(job.root) / records.RUNS)
+    board = open_log(job.log, log_dir, data, job.seed, cell.config.train.epochs)
+    try:
+        _train_and_measure(job, cell, data, run_dir, outcome, on_epoch, device, resolved, board)
+    finally:
+        if board is not None:
+            board.close()
+
+
+def _train_and_measure(job: Job, cell: Cell, data, run_dir: Path, outcome: dict[str, Any], on_epoch, device,
+                       resolved, board: TensorBoardLog | None) -> None:
     started = time.perf_counter()
-    run, reused = train_or_reuse(cell.config, run_dir, data, on_epoch, device, resolved.precision)
+    run, reused = train_or_reuse(cell.config, run_dir, data, on_epoch, device, resolved.precision, board)
     outcome["timings"]["train"] = round(time.perf_counter() - started, 4)
     outcome["reused"] = reused
     if measures_current(run_dir, cell.config, job.settings, job.groups) is not None:
@@ -216,17 +229,24 @@ def _cell_job(job: Job, outcome: dict[str, Any], on_epoch) -> None:
                                                            job.seed, settings.sigmas, data.class_names,
                                                            evaluation.expost, attributes))
     record = measures_record(evaluation, job.groups, settings, reference)
+    if board is not None:  # before the cell is marked done: a logged cell's log is whole
+        step = len(run.history)
+        board.measures({k: v for k, v in evaluation.measures.items() if not is_detail(k)}, step)
+        shown = evaluation.tsne_index if evaluation.tsne is not None else np.arange(len(codes.labels))
+        board.projector(codes.mean[shown], codes.labels[shown], data.test_images[shown], step)
     records.write_measures(run_dir, record)  # last: the cell is done
     outcome["timings"].update({f"measure/{name}": seconds for name, seconds in record["timings"].items()})
     outcome["timings"]["evaluate"] = round(time.perf_counter() - started, 4)
 
 
-def train_or_reuse(config: RunConfig, run_dir: Path, data, on_epoch, device, precision: str):
-    """Reuse a finished run with the same identity, resume an interrupted one, or train it.
+def train_or_reuse(config: RunConfig, run_dir: Path, data, on_epoch, device, precision: str,
+                   log: TensorBoardLog | None = None):
+    """Reuse a finished run with the same identity, resume an interrupted one, or train it (writing each epoch
+    to ``log`` too, where there is one).
 
     A run directory holding another config is a one-line error, never overwritten.
     """
-    common = dict(dataset=data, progress=False, on_epoch=on_epoch, device=device, precision=precision)
+    common = dict(dataset=data, progress=False, on_epoch=on_epoch, device=device, precision=precision, log=log)
     if records.is_run_folder(run_dir):
         info = records.read_model_json(run_dir)
         if info["config"] != config:

@@ -133,6 +133,9 @@ class StudySpec(_Strict):
                                "and measure on every image (the clustering literature's protocol)")
     seeds: list[int] = Field(min_length=1, description="the seeds, or a count n for seeds 0..n-1")
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    log: Literal["none", "tensorboard"] = Field(
+        "none", description="tensorboard: every cell's loss terms, image grids, measures and test-code projector "
+                            "under STUDY/tensorboard/DATASET/CELL (the tensorboard extra)")
     train: dict[str, Any] = Field(default_factory=dict, description="training settings shared by every model")
     models: dict[str, ModelSpec] = Field(min_length=1)
     evaluation: EvalSettings = Field(default_factory=EvalSettings)
@@ -260,10 +263,12 @@ class StudySpec(_Strict):
 
     def with_overrides(self, *, datasets: list[str] | None = None, seeds: int | list[int] | None = None,
                        data_dir: str | None = None, epochs_scale: float | None = None,
-                       protocol: str | None = None) -> "StudySpec":
-        """The same study on other data sets, seeds or protocol, or with training scaled (tests use
-        ``epochs_scale``)."""
+                       protocol: str | None = None, log: str | None = None) -> "StudySpec":
+        """The same study on other data sets, seeds or protocol, logged elsewhere, or with training scaled
+        (tests use ``epochs_scale``)."""
         values = self.model_dump()
+        if log is not None:
+            values["log"] = log
         if protocol is not None:
             values["protocol"] = protocol
         if datasets:

@@ -35,6 +35,7 @@ from vaelab.io import atomic_write, folder_lock, remove_stale_temporaries, write
 from vaelab.studies.cells import Cell, Job, measures_current, study_data
 from vaelab.studies.executors import ExecutorOptions, make_executor
 from vaelab.studies.spec import FindingSpec, StudySpec, load_study
+from vaelab.training.tblog import require_tensorboard
 from vaelab.version import __version__
 
 
@@ -68,6 +69,8 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: ExecutorOptions = E
     cells = plan(spec)
     if not executor.address:  # a cluster's workers may have other files and packages than this machine
         require_extras(spec.measures)  # an optional package a measure group needs: one line before anything trains
+        if spec.log == "tensorboard":
+            require_tensorboard()
         _check_data_loads(spec)
     runner = make_executor(executor)
     try:
@@ -99,7 +102,8 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: ExecutorOptions = E
     return results
 
 
-PRESENTATION = {"title", "description", "comparisons", "finding", "reference", "panels"}  # read by the report only
+# read by the report only, or where the logs go: changing them does not make a study another
+PRESENTATION = {"title", "description", "comparisons", "finding", "reference", "panels", "log"}
 
 
 def _refuse_another_study(root: Path, spec: StudySpec) -> None:
@@ -153,7 +157,7 @@ def study_hardware(root: Path, resolved: Resolved, threads: int) -> Resolved:
 
 
 def _jobs(spec: StudySpec, cells: list[Cell], root: Path, resolved: Resolved, threads: int) -> list[Job]:
-    common: dict[str, Any] = dict(root=str(root), data_dir=spec.data_dir, protocol=spec.protocol,
+    common: dict[str, Any] = dict(root=str(root), data_dir=spec.data_dir, protocol=spec.protocol, log=spec.log,
                   settings=spec.evaluation.model_dump(mode="json"),
                   device=resolved.device, precision=resolved.precision, threads=threads)
     jobs = []

@@ -29,6 +29,7 @@ from vaelab.models.base import INFERENCE_BATCH, Phase
 from vaelab.models.latent import LatentModel, build_model
 from vaelab.seeding import torch_generator
 from vaelab.training import checkpoint as ckpt
+from vaelab.training.tblog import TensorBoardLog
 
 
 @dataclass
@@ -169,7 +170,8 @@ def train_step(model: LatentModel, optimizer: Optimizer, batch: torch.Tensor, no
 
 def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = None, resume: bool = False,
         progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-        device: str | torch.device | None = "auto", precision: str | None = None) -> TrainedRun:
+        device: str | torch.device | None = "auto", precision: str | None = None,
+        log: TensorBoardLog | None = None) -> TrainedRun:
     """Train a model as ``config`` says, writing the run directory ``run_dir``.
 
     With ``resume=True`` an interrupted run continues from its last checkpoint;
@@ -178,7 +180,8 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
     ``precision`` overrides the resolution of ``config.train.precision`` (a
     study passes the precision it was planned with). A resumed run keeps the
     precision it was started with, and says so if this machine would choose
-    another.
+    another. ``log``: a TensorBoard log that each epoch is also written to
+    (:mod:`vaelab.training.tblog`).
     """
     run_dir = Path(run_dir)
     _check_can_write(run_dir, config, resume)
@@ -221,6 +224,8 @@ def fit(config: RunConfig, run_dir: str | Path, *, dataset: Dataset | None = Non
                                       "finished" if epoch + 1 == config.train.epochs else "running", hardware)
                 if on_epoch is not None:
                     on_epoch(row)
+                if log is not None:
+                    log.epoch(model, row)
         if start_epoch >= config.train.epochs:  # resumed a finished run: mark it, change nothing
             records.write_model_json(run_dir, config, data.summary(), start_epoch, "finished", hardware)
     model.eval()
