@@ -111,3 +111,38 @@ def test_a_study_logs_each_cell_under_one_root_with_its_measures(data, tmp_path)
     # the same study without the log is the same study: its finished cells are reused
     again = run_cli("study", "run", str(tmp_path / "study.yaml"), "--out", str(tmp_path / "out"), "--quiet")
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.slow  # starts TensorBoard's own server and a browser (about 15 s)
+def test_tensorboard_serves_the_logged_run_to_a_browser(data, tmp_path):
+    import json
+    import re
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.conftest import chromium_page
+
+    run = train(data, tmp_path / "run", "--log", "tensorboard")
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(run / "tensorboard"),
+                               "--host", "127.0.0.1", "--port", "0", "--load_fast=false"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url, deadline = None, time.monotonic() + 90
+        while url is None and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line and server.poll() is not None:
+                break
+            found = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+            url = found.group(1) if found else None
+        assert url is not None, "TensorBoard did not start"
+        with urllib.request.urlopen(url + "data/plugin/scalars/tags", timeout=30) as answer:
+            tags = json.loads(answer.read())
+        assert "test/loss" in tags["."] and "measures/silhouette" not in tags["."]
+        with chromium_page() as page:
+            page.goto(url + "#scalars")
+            page.wait_for_selector("text=tag: test/loss", timeout=60_000)  # the chart's card, in its shadow DOM
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
