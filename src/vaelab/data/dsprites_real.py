@@ -26,7 +26,6 @@ import numpy as np
 
 from vaelab.data import dsprites, sources
 from vaelab.data.dataset import Dataset, FactorGrid, check_grid_order, grid_subset, stratified_split
-from vaelab.data.sources import candidate_folders
 from vaelab.errors import DataError
 
 NAME = "dsprites-real"
@@ -105,17 +104,9 @@ def _reason(error: BaseException) -> str:
     return text.strip("'\"")
 
 
-def locate(data_dir: str | None) -> Path | None:
-    """The file in ``--data-dir``/``$VAELAB_DATA_DIR`` or the cache, if there."""
-    for folder in candidate_folders(NAME, data_dir):
-        if (folder / FILE.name).is_file():
-            return folder / FILE.name
-    return None
-
-
 def where(data_dir: str | None = None) -> str:
     """Where ``dsprites-real`` would be read from (for ``vaelab datasets``)."""
-    return sources.availability(NAME, locate(data_dir))
+    return sources.availability(NAME, sources.find_file(NAME, FILE.name, data_dir))
 
 
 class PackedGrid:
@@ -133,13 +124,7 @@ def load(seed: int, holdout: float = 0.2, *, size: int = SUBSET, data_dir: str |
          download: bool = True) -> Dataset:
     """The fixed subset of ``size`` grid points (the points ``dsprites`` takes), split train/test (stratified by
     shape, the label) by ``seed``, factors kept; the whole grid stays drawable for the disentanglement metrics."""
-    path = locate(data_dir)
-    if path is None:
-        folder = sources.cache_root() / NAME
-        if not download:
-            raise DataError(f"dsprites-real is not available locally: put {FILE.name} in {folder}")
-        sources.fetch_remote(sources.RemoteDataset(NAME, MIRRORS, (FILE,)), folder)
-        path = folder / FILE.name
+    path = sources.obtain_file(NAME, FILE, MIRRORS, data_dir, download)
     read_factors(path)  # checked to be the grid in C order: a point's row is its raveled index
     grid = PackedGrid(read_packed(path))
     factors = grid_subset(FACTOR_SIZES, size)

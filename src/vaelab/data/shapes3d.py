@@ -24,7 +24,6 @@ import numpy as np
 
 from vaelab.data import sources
 from vaelab.data.dataset import Dataset, FactorGrid, check_grid_order, grid_subset, stratified_split
-from vaelab.data.sources import candidate_folders
 from vaelab.errors import DataError
 
 NAME = "3dshapes"
@@ -136,31 +135,17 @@ class FileGrid:
             shapes.close()
 
 
-def locate(data_dir: str | None) -> Path | None:
-    """The file in ``--data-dir``/``$VAELAB_DATA_DIR`` or the cache, if there."""
-    for folder in candidate_folders(NAME, data_dir):
-        if (folder / FILE.name).is_file():
-            return folder / FILE.name
-    return None
-
-
 def where(data_dir: str | None = None) -> str:
     """Where ``3dshapes`` would be read from (for ``vaelab datasets``)."""
-    return sources.availability(NAME, locate(data_dir))
+    return sources.availability(NAME, sources.find_file(NAME, FILE.name, data_dir))
 
 
 def load(seed: int, holdout: float = 0.2, *, size: int = SUBSET, data_dir: str | None = None,
          download: bool = True) -> Dataset:
     """The fixed subset of ``size`` grid points, split train/test (stratified by shape, the label) by ``seed``,
     factors kept; the whole grid stays drawable (from the file) for the disentanglement metrics."""
-    path = locate(data_dir)
-    if path is None:
-        folder = sources.cache_root() / NAME
-        if not download:
-            raise DataError(f"3dshapes is not available locally: put {FILE.name} in {folder}")
-        _h5py()  # say what is missing before a 268 MB download, not after it
-        sources.fetch_remote(sources.RemoteDataset(NAME, MIRRORS, (FILE,)), folder)
-        path = folder / FILE.name
+    _h5py()  # say what is missing before reading, or a 268 MB download
+    path = sources.obtain_file(NAME, FILE, MIRRORS, data_dir, download)
     factors = grid_subset(FACTOR_SIZES, size)
     train_i, test_i, _, _ = stratified_split(np.arange(len(factors)), factors[:, LABEL_FACTOR], holdout, seed, NAME)
     factors = np.concatenate([factors[train_i], factors[test_i]])  # read in split order: the splits are views

@@ -223,3 +223,24 @@ def candidate_folders(name: str, data_dir: str | None) -> list[Path]:
     if name in REMOTE_DATASETS:
         folders.extend(Path(d) for d in REMOTE_DATASETS[name].system_dirs)
     return folders
+
+
+def find_file(name: str, file_name: str, data_dir: str | None) -> Path | None:
+    """The data set ``name``'s one file ``file_name`` in ``--data-dir``/``$VAELAB_DATA_DIR`` or the cache, if there."""
+    for folder in candidate_folders(name, data_dir):
+        if (folder / file_name).is_file():
+            return folder / file_name
+    return None
+
+
+def obtain_file(name: str, remote: RemoteFile, mirrors: tuple[str, ...], data_dir: str | None,
+                download: bool) -> Path:
+    """The data set ``name``'s one file: found (:func:`find_file`), or downloaded once into the cache, checked."""
+    found = find_file(name, remote.name, data_dir)
+    if found is not None:
+        return found
+    folder = cache_root() / name
+    if not download:
+        raise DataError(f"{name} is not available locally: put {remote.name} in {folder}")
+    fetch_remote(RemoteDataset(name, mirrors, (remote,)), folder)
+    return folder / remote.name
