@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +33,7 @@ from vaelab.data.sources import cache_root
 from vaelab.errors import ConfigError
 from vaelab.io import folder_lock
 from vaelab.data.registry import load_dataset
-from vaelab.training.tblog import LOG_DIR, LOGS, PROJECTOR_POINTS, open_log, require_tensorboard
+from vaelab.training.tblog import LOG_DIR, PROJECTOR_POINTS, TensorBoardLog, check_log, require_tensorboard
 from vaelab.training.trainer import TrainedRun, fit, load_run, resume_config
 
 
@@ -84,15 +85,14 @@ def train(model: str | None = "vae", *, out: str | Path | None = None, config_fi
             saved = resume_config(out)  # a missing or damaged run is a RunError
     config = make_config(model, config_file=config_file, base=saved, **options)
     run_dir = Path(out) if out is not None else default_run_dir(model, config)
-    if log not in LOGS:
-        raise ConfigError(f"unknown log {log!r}: choose one of {', '.join(LOGS)}")
+    check_log(log)
     if log == "none":
         return fit(config, run_dir, resume=resume, progress=progress, device=device)
     require_tensorboard()  # before any training: one line if the extra is missing
     data = load_dataset(config.data.name, data_dir=config.data.data_dir, holdout=config.data.holdout,
                         seed=config.train.seed, protocol=config.data.protocol)
-    board = open_log(log, run_dir / LOG_DIR, data, config.train.seed, config.train.epochs)
-    assert board is not None
+    board = TensorBoardLog(run_dir / LOG_DIR, data.test_images, data.test_labels, data.class_names,
+                           config.train.seed, config.train.epochs)
     try:
         run = fit(config, run_dir, dataset=data, resume=resume, progress=progress, device=device, log=board)
         codes = encode_split(run.model, data.test_images[:PROJECTOR_POINTS], data.test_labels[:PROJECTOR_POINTS])
@@ -129,8 +129,6 @@ def import_bundle(source: str | Path, out: str | Path) -> Path:
     folder, out = bundle.open_bundle(source), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out} already exists: give a new folder (or delete it)")
-    import shutil
-
     shutil.copytree(folder, out, dirs_exist_ok=True)
     return out
 

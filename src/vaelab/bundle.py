@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from vaelab import records
+from vaelab.analysis.registry import HEADLINE, describe, is_detail
 from vaelab.config import config_hash
+from vaelab.data.sources import cache_root
 from vaelab.errors import RunError
 from vaelab.io import atomic_path, json_text, parse_json, read_json, remove_stale_temporaries
 from vaelab.version import __version__
@@ -134,8 +136,6 @@ def study_measures(run_dir: Path, dataset: str) -> dict[str, Any] | None:
 def model_card(info: dict[str, Any], measures: dict[str, float], study: dict[str, Any] | None) -> str:
     """The bundle's ``README.md``: a metadata header as model hubs read it, then the model, its data and training,
     its measures (with the study's CIs where there was a study) and how to load it."""
-    from vaelab.analysis.registry import describe
-
     config, data, hardware = info["config"], info.get("dataset", {}), info.get("hardware", {})
     model, train = config["model"], config["train"]
     title = f"{model['encoder']}-{model['decoder']} {model['objective']} on {data.get('name', config['data']['name'])}"
@@ -184,8 +184,6 @@ def _cell(text: str) -> str:
 def _shown(values: dict[str, Any]) -> list[str]:
     """The measures a card lists: the headline ones first, then the rest, without per-class or per-dimension
     details (those with a mean, where ``values`` holds a study's aggregate)."""
-    from vaelab.analysis.registry import HEADLINE, is_detail
-
     names = [name for name in dict.fromkeys([*HEADLINE, *sorted(values)]) if name in values and not is_detail(name)]
     return [name for name in names if not isinstance(values[name], dict) or records.a_measure(values[name].get("mean"))]
 
@@ -211,20 +209,19 @@ def open_bundle(path: str | Path) -> Path:
     if not path.is_file():
         raise RunError(f"{path}: no such bundle: give a bundle folder or .tar.gz file (vaelab export writes them)")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    from vaelab.data.sources import cache_root
-
     folder = cache_root() / "bundles" / digest
-    if not (folder / MANIFEST).is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(folder.parent, recursive=False)
-        staging = Path(tempfile.mkdtemp(prefix=f".{digest}.", suffix=".tmp", dir=folder.parent))
-        try:
-            _unpack(path, staging)
-            verify(staging)
-            staging.rename(folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    verify(folder)
+    if (folder / MANIFEST).is_file():  # unpacked before: checked again, it may have been changed since
+        verify(folder)
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder.parent, recursive=False)
+    staging = Path(tempfile.mkdtemp(prefix=f".{digest}.", suffix=".tmp", dir=folder.parent))
+    try:
+        _unpack(path, staging)
+        verify(staging)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 

@@ -143,8 +143,8 @@ def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.n
     ``per_cluster`` (models with clusters or labels only): :func:`per_cluster_draws`;
     ``traversal``/``traversal_dims``: :func:`traversals` from the first test image's code;
     ``expost`` (where the ex-post density was fitted): as many of its draws as ``prior``, decoded;
-    ``attribute_walks``/``attribute_shown`` (data with binary attributes, given as ``(test attributes,
-    names)``): :func:`attribute_walks`.
+    ``attribute_walks``/``attribute_shown``/``attribute_steps`` (data with binary attributes, given as ``(test
+    attributes, names)``): :func:`attribute_walks` and its :data:`DIRECTION_STEPS`.
     """
     from sklearn.metrics import silhouette_samples
 
@@ -165,6 +165,6 @@ def figure_grids(model, test_images: np.ndarray, codes: np.ndarray, labels: np.n
         **({"per_cluster": clusters} if (clusters := per_cluster_draws(model, seed)) is not None else {}),
         **({"expost": decode(model, expost.sample(N_PRIOR, seed), cycled_labels(N_PRIOR, len(class_names)))}
            if expost is not None else {}),
-        **(dict(zip(("attribute_walks", "attribute_shown"), attribute_walks(model, codes, *attributes, labels)))
-           if attributes is not None else {}),
+        **(dict(zip(("attribute_walks", "attribute_shown"), attribute_walks(model, codes, *attributes, labels)),
+                attribute_steps=np.asarray(DIRECTION_STEPS)) if attributes is not None else {}),
     }

@@ -196,13 +196,13 @@ def _suffix_problem(name: str, base: str, parts: list[str]) -> str | None:
     labels: tuple[str, ...] = getattr(MADE_HERE[base], "LABELS", ())
     numbers = [part for part in parts if part.isdigit()]
     words = [part for part in parts if not part.isdigit()]
-    if labels and (len(words) > 1 or (words and words[0] not in labels)):
+    if labels and (len(words) > 1 or any(word not in labels for word in words)):
         return f"{name!r}: {base}'s labels are its attributes: write {base}:ATTRIBUTE with one of {', '.join(labels)}"
-    if words and not labels or len(numbers) > 1 or (numbers and sizes is None):
-        if sizes is None:
-            return f"{base} has one size: write {base}, without ':{':'.join(parts)}'"
-        return f"{name!r}: write {base}:N with N from {sizes[0]:,} to {sizes[1]:,} images"
-    if numbers and sizes is not None and not sizes[0] <= int(numbers[0]) <= sizes[1]:
+    stray_words = bool(words) and not labels
+    if sizes is None and (numbers or stray_words):
+        return f"{base} has one size: write {base}, without ':{':'.join(parts)}'"
+    if sizes is not None and (stray_words or len(numbers) > 1 or
+                              (numbers and not sizes[0] <= int(numbers[0]) <= sizes[1])):
         return f"{name!r}: write {base}:N with N from {sizes[0]:,} to {sizes[1]:,} images"
     return None
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, references_for
-from vaelab.analysis.generate import DIRECTION_STEPS
 from vaelab.analysis.registry import BAR_MEASURES
 from vaelab.config import ModelConfig
 from vaelab.data.registry import check_same_data, load_dataset
@@ -71,13 +70,14 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
         drawn["traversal"] = figures.image_rows(rows, out / "traversal.png",
                                                 "Latent traversals: one dimension swept over its mean ± 3 sd, "
                                                 "the others fixed at the first test image's code")
-    walks = {f"{label[k]}: + {name.replace('_', ' ')}": images for k, g in grids.items() if "attribute_walks" in g
+    walked = {k: g for k, g in grids.items() if "attribute_walks" in g}
+    walks = {f"{label[k]}: + {name.replace('_', ' ')}": images for k, g in walked.items()
              for name, images in zip(g["attribute_shown"], g["attribute_walks"])}
     if walks:
+        steps = next(iter(walked.values()))["attribute_steps"]  # the steps the walks were drawn at
         drawn["attribute_walks"] = figures.image_rows(
             walks, out / "attribute_walks.png", "Attribute directions (mean test code with it minus without) added to "
-            "a test face without it, times the step above (0: the face's own code)",
-            [f"{step:+g}" for step in DIRECTION_STEPS])
+            "a test face without it, times the step above (0: the face's own code)", [f"{t:+g}" for t in steps])
     attribute_names = sorted({m[len("attribute_auc_"):] for k in shown for m in part["aggregate"][k]
                               if m.startswith("attribute_auc_")})
     if attribute_names:

@@ -111,10 +111,15 @@ class TensorBoardLog:
             self._writer.close()
 
 
-def open_log(kind: str, log_dir: str | Path, data, seed: int, epochs: int) -> TensorBoardLog | None:
-    """The log a run asked for (``kind`` one of :data:`LOGS`) for data set ``data``, or None for ``none``."""
+def check_log(kind: str) -> None:
+    """Refuse, in one line, a log that is not one of :data:`LOGS`."""
     if kind not in LOGS:
         raise ConfigError(f"unknown log {kind!r}: choose one of {', '.join(LOGS)}")
+
+
+def open_log(kind: str, log_dir: str | Path, data, seed: int, epochs: int) -> TensorBoardLog | None:
+    """The log a run asked for (``kind`` one of :data:`LOGS`) for data set ``data``, or None for ``none``."""
+    check_log(kind)
     if kind == "none":
         return None
     return TensorBoardLog(log_dir, data.test_images, data.test_labels, data.class_names, seed, epochs)
