@@ -162,10 +162,10 @@ def model_card(info: dict[str, Any], measures: dict[str, float], study: dict[str
             cell, own = study["measures"][name], measures.get(name)
             ci = f"± {cell['ci']:.2g}" if isinstance(cell.get("ci"), (int, float)) else "—"
             lines.append(f"| {name} | {cell['mean']:.4g} | {ci} | {'—' if own is None else format(own, '.4g')} | "
-                         f"{_cell(describe(name)[0])} |")
+                         f"{markdown_cell(describe(name)[0])} |")
     elif measures:
         lines += ["| measure | value | meaning |", "|---|---|---|"]
-        lines += [f"| {name} | {measures[name]:.4g} | {_cell(describe(name)[0])} |" for name in _shown(measures)]
+        lines += [f"| {name} | {measures[name]:.4g} | {markdown_cell(describe(name)[0])} |" for name in _shown(measures)]
     else:
         lines.append("This run was not evaluated (`vaelab evaluate RUN` measures it).")
     lines += ["", "## How to load", "", "```python", "import vaelab", "",
@@ -176,9 +176,9 @@ def model_card(info: dict[str, Any], measures: dict[str, float], study: dict[str
     return "\n".join(lines)
 
 
-def _cell(text: str) -> str:
-    """Text for a Markdown table cell (a ``|`` in it would end the cell)."""
-    return text.replace("|", "\\|")
+def markdown_cell(text: str) -> str:
+    """Text for a Markdown table cell (a ``|`` in it would end the cell, a line break the row)."""
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _shown(values: dict[str, Any]) -> list[str]:

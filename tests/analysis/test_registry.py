@@ -27,7 +27,7 @@ def test_each_measure_has_one_entry():
 
 
 def test_the_headline_columns_keep_their_order():
-    # the study table's columns (README's tour shows them): unchanged by the move to the registry
+    # the study table's columns (the tour, docs/guide/tour.md, shows them): unchanged by the move to the registry
     assert list(registry.HEADLINE.values()) == ["silhouette", "5-NN acc", "probe acc", "own clusters acc",
                                                 "recon BCE", "prior FD", "ex-post FD", "IWAE NLL", "FactorVAE score", "MIG",
                                                 "DCI dis.", "SAP", "bits/dim", "N2D acc", "attr. AUC"]

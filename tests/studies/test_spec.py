@@ -180,17 +180,17 @@ def test_study_show_with_its_time_estimate_works_on_every_builtin_study(name):
         assert "fashion-mnist: 70,000 training images" in shown.stdout
 
 
-def test_the_example_study_files_are_valid_and_match_the_readme():
+def test_the_example_study_files_are_valid_and_match_the_tour():
     root = Path(__file__).resolve().parents[2]
-    readme = (root / "README.md").read_text(encoding="utf-8")
+    tour = (root / "docs" / "guide" / "tour.md").read_text(encoding="utf-8")
     examples = sorted((root / "examples").glob("*.yaml"))
     assert examples
     for path in examples:
         spec = load_study(path)
         assert len(plan(spec)) == len(spec.models) * len(spec.seeds) * len(spec.datasets)
     shown = load_study(root / "examples" / "latent-and-beta.yaml")
-    for key in shown.models:  # the README shows this file's models
-        assert f"  {key}:" in readme
+    for key in shown.models:  # the tour shows this file's models
+        assert f"  {key}:" in tour
 
 
 MNIST_TEST_FOLDER = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"  # beside the checkout, if here
