@@ -4,7 +4,7 @@ stylesheet that colours its code (the theme's own highlighter would load from a 
 from mkdocs.structure.files import File
 from pygments.formatters import HtmlFormatter
 
-from vaelab.docsite import pages
+from vaelab.docsite import pages, plain_roles
 
 
 def on_files(files, config):
@@ -12,3 +12,7 @@ def on_files(files, config):
         files.append(File.generated(config, path, content=markdown))
     files.append(File.generated(config, "css/pygments.css", content=HtmlFormatter(style="friendly").get_style_defs(".highlight")))
     return files
+
+
+def on_page_content(html, page, config, files):
+    return plain_roles(html)

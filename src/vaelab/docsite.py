@@ -44,6 +44,15 @@ def pages() -> dict[str, str]:
     }
 
 
+SPHINX_ROLE = re.compile(r":(?:mod|class|func|meth|attr|data|exc|obj):<code>(~?)([^<]+)</code>")
+
+
+def plain_roles(html: str) -> str:
+    """Rendered docstrings' Sphinx roles (``:class:`~a.B```, which mkdocstrings shows as typed) as plain code:
+    ``a.B``, or ``B`` where the role's ``~`` asks for the last name only."""
+    return SPHINX_ROLE.sub(lambda m: f"<code>{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}</code>", html)
+
+
 def command_help(*words: str) -> str:
     """What ``vaelab WORDS --help`` prints, at :data:`HELP_WIDTH` columns."""
     result = CliRunner().invoke(app, [*words, "--help"], prog_name="vaelab", terminal_width=HELP_WIDTH,

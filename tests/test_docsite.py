@@ -159,6 +159,11 @@ def test_a_table_cell_keeps_a_pipe_in_a_setting_description():
     assert "p(x\\|z)" in row and row.count(" | ") == 3
 
 
+def test_sphinx_roles_in_rendered_docstrings_become_plain_code():
+    html = "a :class:<code>~vaelab.config.RunConfig</code> and :func:<code>vaelab.api.train</code>; :x:<code>y</code>"
+    assert docsite.plain_roles(html) == "a <code>RunConfig</code> and <code>vaelab.api.train</code>; :x:<code>y</code>"
+
+
 def test_every_page_is_in_the_navigation_and_every_generated_page_too():
     config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     written = {str(path.relative_to(DOCS)) for path in DOCS.rglob("*.md")}
@@ -228,6 +233,7 @@ def test_the_site_builds_in_strict_mode_with_every_page(site):
         assert (site / page).is_file(), page
     api = (site / "api.html").read_text(encoding="utf-8")
     assert "run_study" in api and "a built-in study" in api  # the docstrings themselves, rendered by mkdocstrings
+    assert ":class:" not in api and ":func:" not in api
     assert not (site / "hooks.py").exists()
 
 
