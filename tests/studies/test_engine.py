@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,7 +174,6 @@ def test_a_killed_ray_driver_resumes_to_the_local_executor_s_bytes(local_study, 
 def test_a_finished_cell_whose_measures_do_not_read_back_is_a_failure_not_a_gap(local_study, tmp_path):
     """A cell whose measures.json no longer matches its run is listed under failed (the command then exits 2),
     never silently left out of the means."""
-    import shutil
 
     from vaelab.hardware import resolve
     from vaelab.studies.study import aggregate, plan
@@ -197,7 +197,6 @@ def test_a_finished_cell_whose_measures_do_not_read_back_is_a_failure_not_a_gap(
 @pytest.mark.parametrize("value", ['"0.5"', "[1]", "true"])
 def test_a_reused_cell_whose_measures_are_not_numbers_is_redone(local_study, tmp_path, value):
     import json
-    import shutil
 
     from vaelab.studies.study import plan
 
@@ -229,7 +228,6 @@ def test_another_study_is_refused_in_a_finished_study_s_folder_before_anything_i
 
 
 def test_the_same_study_with_another_title_or_comparison_reuses_its_cells(local_study, tiny, tmp_path):
-    import shutil
 
     out, _ = local_study
     copy = tmp_path / "copy"
@@ -244,9 +242,28 @@ def test_the_same_study_with_another_title_or_comparison_reuses_its_cells(local_
     assert set(part["paired"]) == {"silhouette:vae-z12-vae-z4"}
 
 
+def test_more_seeds_in_a_finished_study_s_folder_add_cells_and_reuse_the_others(local_study, tiny, tmp_path):
+    out, _ = local_study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    finished = {path: path.read_bytes() for path in copy.rglob("weights.safetensors")}
+    grown = _study_file(tmp_path / "grown", tiny, seeds=3)
+    result = run_cli("study", "run", str(grown), "--out", str(copy), "--quiet", "--cpus-per-cell", "1")
+    assert result.returncode == 0, result.stderr
+    assert all(path.read_bytes() == weights for path, weights in finished.items())  # seeds 0 and 1: not redone
+    (part,) = json.loads((copy / "results.json").read_text())["datasets"].values()
+    assert all(sorted(seeds) == ["0", "1", "2"] for seeds in part["per_seed"].values())
+    assert load_study(copy / "study.yaml").seeds == [0, 1, 2]
+    # and back to two: the results are the first run's again, the third seed's cells stay on disk
+    result = run_cli("study", "run", str(out.parent / "study.yaml"), "--out", str(copy), "--quiet",
+                     "--cpus-per-cell", "1")
+    assert result.returncode == 0, result.stderr
+    assert (copy / "results.json").read_bytes() == (out / "results.json").read_bytes()
+    assert (copy / "runs" / "idx-tiny" / "vae-z4-seed2" / "weights.safetensors").is_file()
+
+
 def test_a_reused_cell_whose_codes_have_the_right_keys_but_wrong_shapes_is_redone(local_study, tmp_path):
     """Issue 22 item 2: such a codes.npz used to be reused and then crash the report (IndexError)."""
-    import shutil
 
     import numpy as np
 
@@ -358,7 +375,6 @@ def test_a_second_writer_on_a_running_study_gets_one_line_and_nothing_is_mixed(l
 def test_measures_saved_before_an_evaluation_setting_existed_stay_current(local_study, tmp_path):
     """A setting added later (manifold_inits) with its default measures as before: a cell whose measures.json
     lacks it is reused; one saved with another value is redone."""
-    import shutil
 
     from vaelab.studies.cells import measures_current
     from vaelab.studies.study import plan

@@ -104,11 +104,15 @@ def run_study(spec: StudySpec, out: str | Path, *, executor: ExecutorOptions = E
 
 # read by the report only, or where the logs go: changing them does not make a study another
 PRESENTATION = {"title", "description", "comparisons", "finding", "reference", "panels", "log"}
+# Each cell is one seed's: more seeds add cells beside the finished ones (reused, not redone), fewer leave the
+# others on disk and out of the results. So a study with other seeds is the same study, grown or shrunk.
+SAME_STUDY_ASIDE = PRESENTATION | {"seeds"}
 
 
 def _refuse_another_study(root: Path, spec: StudySpec) -> None:
-    """A folder holding another study (another name, or other data, models, seeds, training or measures) is never
-    written over: refused in one line before anything is written. The same study resumes there."""
+    """A folder holding another study (another name, or other data, models, training or measures) is never written
+    over: refused in one line before anything is written. The same study resumes there, with the same seeds or
+    others (:data:`SAME_STUDY_ASIDE`)."""
     if records.is_run_folder(root):
         raise ConfigError(f"{root} holds a training run (its {records.MODEL_JSON}), not a study: give another --out")
     recorded = root / records.STUDY_YAML
@@ -120,7 +124,7 @@ def _refuse_another_study(root: Path, spec: StudySpec) -> None:
         return
     # compared as read, so that settings added since (with their defaults) do not make a study another; what
     # only the report reads (title, comparisons, ...) may change: the next run redraws it from the same cells
-    if before.model_dump(exclude=PRESENTATION) != spec.model_dump(exclude=PRESENTATION):
+    if before.model_dump(exclude=SAME_STUDY_ASIDE) != spec.model_dump(exclude=SAME_STUDY_ASIDE):
         raise ConfigError(f"{root} holds another study (its study.yaml differs from {spec.name!r} as given): "
                           "give another --out, or delete that folder to start over")
 
