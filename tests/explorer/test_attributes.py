@@ -8,6 +8,7 @@ import yaml
 
 from tests.conftest import chromium_page, run_cli
 from tests.data.test_celeba import write_celeba
+from vaelab.analysis.generate import DIRECTION_STEPS
 from vaelab.analysis.measures import attribute_directions
 
 STUDY = {
@@ -35,8 +36,8 @@ def faces(tmp_path_factory):
 
 def test_the_walk_adds_the_attribute_s_mean_difference_to_the_chosen_code(faces):
     assert "Smiling" in faces.summary()["attributes"]
-    answer = faces.attribute(["ae", "conv-vae"], "Smiling", 3, 7)
-    assert answer["amounts"] == [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0]
+    answer = faces.attribute(["ae", "conv-vae"], "Smiling", 3)
+    assert answer["amounts"] == [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0] == list(DIRECTION_STEPS)  # the report's steps
     assert [len(strip) for strip in answer["strips"].values()] == [7, 7]
     # amount 0 is the image's own code: its reconstruction, as the point answer decodes it
     assert answer["strips"]["ae"][2] == faces.point(3)["reconstructions"]["ae"]

@@ -21,7 +21,7 @@ import torch
 from vaelab import bundle, records
 from vaelab.analysis.encode import encode_images
 from vaelab.analysis.expost import ExPost, load_expost
-from vaelab.analysis.generate import class_centroids, cycled_labels, decode, prior_draws
+from vaelab.analysis.generate import DIRECTION_STEPS, class_centroids, cycled_labels, decode, prior_draws
 from vaelab.analysis.measures import attribute_directions
 from vaelab.analysis.registry import HEADLINE, describe
 from vaelab.data.dataset import to_tensor
@@ -358,10 +358,11 @@ class Explorer:
             rows[m.key] = [data_uri(image) for image in self._decode(m, z, cycled_labels(n, len(self.class_names)))]
         return {"seed": seed, "n": n, "source": source, "rows": rows, "missing": missing}
 
-    def attribute(self, keys: Any, name: Any, point: Any, steps: Any = 7) -> dict[str, Any]:
+    def attribute(self, keys: Any, name: Any, point: Any, steps: Any = len(DIRECTION_STEPS)) -> dict[str, Any]:
         """"Add a smile": attribute ``name``'s direction in each model's code space (the mean code of the shown
         images with it minus the mean of those without) added to shown image ``point``'s code, ``steps`` amounts
-        from -1 to 2 (0: the image's own code, 1: the whole mean difference), decoded."""
+        over the report's range (:data:`~vaelab.analysis.generate.DIRECTION_STEPS`, -1 to 2; 0: the image's own
+        code, 1: the whole mean difference), decoded; the default steps are the report's own."""
         if not self.attribute_names:
             raise BadRequest(f"{self.data.name} has no binary attributes to follow (CelebA has 40)")
         if name not in self.attribute_names:
@@ -369,7 +370,7 @@ class Explorer:
         point = self._point_index(point, "point")
         steps = self._integer(steps, "steps", 2, MAX_IMAGES)
         k = (self.data.attribute_names or []).index(name)
-        amounts = np.linspace(-1.0, 2.0, steps)
+        amounts = np.linspace(DIRECTION_STEPS[0], DIRECTION_STEPS[-1], steps)
         strips = {}
         for m in self._models(keys):
             direction = attribute_directions(m.codes, self.attributes[:, k:k + 1])[0]
