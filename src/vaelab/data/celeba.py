@@ -194,10 +194,9 @@ def build_cache(source: FaceSource, names: list[str], target: Path) -> None:
 def locate(data_dir: str | None) -> tuple[Path, Path] | None:
     """(the folder holding the two text files, the image archive or folder), from ``--data-dir`` or the cache."""
     for folder in candidate_folders(NAME, data_dir):
-        texts = all((folder / f.name).is_file() for f in (ATTRIBUTE_FILE, PARTITION_FILE))
-        for images in (folder / IMAGES.name, folder / FOLDER):
-            if texts and (images.is_file() or images.is_dir()):
-                return folder, images
+        if all(_holds(folder, remote.name) for remote in FILES):
+            archive = folder / IMAGES.name
+            return folder, archive if archive.is_file() else folder / FOLDER
     return None
 
 
