@@ -79,9 +79,9 @@ def read_packed(path: Path) -> np.ndarray:
                         "again") from None
 
 
-def read_factors(path: Path) -> np.ndarray:
-    """The factor indices (737280, 5) of the file's images (colour, which has one value, dropped), checked to be
-    the whole grid in its stored order."""
+def check_factors(path: Path) -> None:
+    """Check that the file's factor indices (``latents_classes``, its one colour aside) are the whole grid in C
+    order, so that a grid point's row in ``imgs`` is its raveled index."""
     try:
         with np.load(path, allow_pickle=False) as content:  # never the pickled metadata
             if "latents_classes" not in content.files:
@@ -94,9 +94,7 @@ def read_factors(path: Path) -> np.ndarray:
     if classes.ndim != 2 or classes.shape[1] != 1 + len(FACTOR_SIZES) or (len(classes) and classes[:, 0].any()):
         raise DataError(f"{path}: latents_classes is {classes.shape}, expected (N, 6) with one colour: this is not "
                         "DeepMind's dSprites file")
-    factors = classes[:, 1:].astype(np.int64)
-    check_grid_order(factors, FACTOR_SIZES, str(path))
-    return factors
+    check_grid_order(classes[:, 1:].astype(np.int64), FACTOR_SIZES, str(path))
 
 
 def _reason(error: BaseException) -> str:
@@ -125,7 +123,7 @@ def load(seed: int, holdout: float = 0.2, *, size: int = SUBSET, data_dir: str |
     """The fixed subset of ``size`` grid points (the points ``dsprites`` takes), split train/test (stratified by
     shape, the label) by ``seed``, factors kept; the whole grid stays drawable for the disentanglement metrics."""
     path = sources.obtain_file(NAME, FILE, MIRRORS, data_dir, download)
-    read_factors(path)  # checked to be the grid in C order: a point's row is its raveled index
+    check_factors(path)
     grid = PackedGrid(read_packed(path))
     factors = grid_subset(FACTOR_SIZES, size)
     train_i, test_i, _, _ = stratified_split(np.arange(len(factors)), factors[:, 0], holdout, seed, NAME)
