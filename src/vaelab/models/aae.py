@@ -186,6 +186,6 @@ class Objective(base.Objective):
 PRESETS: dict[str, dict[str, Any]] = {
     "aae": {"encoder": "mlp", "decoder": "mlp", "objective": "aae", "prior": "normal"},
     # Makhzani et al.'s unsupervised clustering on MNIST: 16 clusters (they also report 30); --latent sets the
-    # style's dimensions (5 in the README's runs)
+    # style's dimensions (5 in the runs of docs/results/generative-aes.md)
     "aae-cluster": {"encoder": "mlp", "decoder": "mlp", "objective": "aae", "prior": "normal", "clusters": 16},
 }
