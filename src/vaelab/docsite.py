@@ -29,7 +29,7 @@ from vaelab.models.base import ModelSettings
 from vaelab.models.registry import MODELS
 from vaelab.studies.spec import builtin_studies, load_study
 
-HELP_WIDTH = 100  # the terminal width the help is rendered at (a page's code block scrolls past it)
+HELP_WIDTH = 100  # the terminal width the help is rendered at: the options' help wraps less than at 80
 DIRECTION = {1: "higher", -1: "lower", 0: "—"}
 
 
