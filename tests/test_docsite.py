@@ -274,11 +274,14 @@ def test_the_built_site_opens_in_a_browser(site):
         failed: list[str] = []
         page.on("requestfailed", lambda request: failed.append(request.url))
         page.goto(address + "index.html")
+        # every request settled (the search worker loads its index after the page): none is cut off by leaving
+        page.wait_for_load_state("networkidle", timeout=60_000)
         assert page.title().startswith("vaelab")
         assert page.locator("h1").first.inner_text() == "vaelab"
         assert page.evaluate("Array.from(document.images).every(img => img.complete && img.naturalWidth > 0)")
-        page.click("text=command-line reference")
-        page.wait_for_load_state("load")
+        with page.expect_navigation(timeout=60_000):
+            page.click("text=command-line reference")
+        page.wait_for_load_state("networkidle", timeout=60_000)
         assert page.url.endswith("reference/cli.html")
         assert "vaelab study run" in page.locator("h2").all_inner_texts()
         assert "--cpus-per-cell" in page.inner_text("body")
