@@ -41,6 +41,15 @@ def test_a_study_on_faces_probes_every_attribute_and_draws_its_directions(tmp_pa
     assert (figures / "attributes.png").is_file() and (figures / "attribute_walks.png").is_file()
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Attribute directions" in html and "Attributes in the codes" in html
+    # grids saved before the walks' steps were recorded (they were drawn at DIRECTION_STEPS) still redraw
+    for path in (tmp_path / "out" / "runs").rglob("grids.npz"):
+        with np.load(path) as saved:
+            arrays = {name: saved[name] for name in saved.files if name != "attribute_steps"}
+        np.savez(path, **arrays)
+    (figures / "attribute_walks.png").unlink()
+    redrawn = run_cli("report", str(tmp_path / "out"))
+    assert redrawn.returncode == 0, redrawn.stderr
+    assert (figures / "attribute_walks.png").is_file()
 
 
 def test_attribute_walks_start_from_a_face_without_the_attribute():

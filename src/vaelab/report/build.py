@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vaelab.analysis.compare import comparison_rows, fmt, fmt_ci, references_for
+from vaelab.analysis.generate import DIRECTION_STEPS
 from vaelab.analysis.registry import BAR_MEASURES
 from vaelab.config import ModelConfig
 from vaelab.data.registry import check_same_data, load_dataset
@@ -74,7 +75,8 @@ def draw_dataset_figures(root: Path, results: dict, dataset: str, out: Path) -> 
     walks = {f"{label[k]}: + {name.replace('_', ' ')}": images for k, g in walked.items()
              for name, images in zip(g["attribute_shown"], g["attribute_walks"])}
     if walks:
-        steps = next(iter(walked.values()))["attribute_steps"]  # the steps the walks were drawn at
+        # the steps the walks were drawn at; grids saved before they were recorded were drawn at DIRECTION_STEPS
+        steps = next(iter(walked.values())).get("attribute_steps", DIRECTION_STEPS)
         drawn["attribute_walks"] = figures.image_rows(
             walks, out / "attribute_walks.png", "Attribute directions (mean test code with it minus without) added to "
             "a test face without it, times the step above (0: the face's own code)", [f"{t:+g}" for t in steps])
